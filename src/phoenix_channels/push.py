@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Collection, Generator
 from typing import TYPE_CHECKING, Any
 
-from .callbacks import Callback, Registered, invoke, register
+from .callbacks import Callback, Registered, register
 from .errors import JoinError, PushError, PushTimeout
 from .message import PHX_JOIN
 

@@ -109,9 +109,7 @@ class V2JSONSerializer:
             and isinstance(payload.get("response"), (bytes, bytearray, memoryview))
         ):
             return encode_binary(msg, self.side)
-        return self._encode_json(
-            [msg.join_ref, msg.ref, msg.topic, msg.event, payload]
-        )
+        return self._encode_json([msg.join_ref, msg.ref, msg.topic, msg.event, payload])
 
     def decode(self, data: Frame) -> Message:
         if isinstance(data, (bytes, bytearray, memoryview)):

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-__all__ = ["AsyncioTimers", "RetryTimer", "TimerHandle", "Timers"]
+__all__ = ["AsyncioTimers", "RetryTimer", "TimerHandle", "Timers", "fail", "settle"]
 
 
 class TimerHandle(Protocol):
@@ -126,3 +126,14 @@ class RetryTimer:
         self.tries += 1
         self._callback()
 
+
+def settle(future: asyncio.Future[Any], result: Any = None) -> None:
+    """Set ``result`` unless the future is already done (e.g. cancelled)."""
+    if not future.done():
+        future.set_result(result)
+
+
+def fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    """Set ``error`` unless the future is already done."""
+    if not future.done():
+        future.set_exception(error)
