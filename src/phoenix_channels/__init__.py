@@ -6,6 +6,7 @@ seconds. See ``Socket``, ``Channel`` and ``Push``.
 
 from .channel import Channel
 from .errors import ConnectError, JoinError, PhoenixError, PushError, PushTimeout
+from .presence import Presence
 from .push import Push
 from .socket import Socket
 
@@ -14,6 +15,7 @@ __all__ = [
     "ConnectError",
     "JoinError",
     "PhoenixError",
+    "Presence",
     "Push",
     "PushError",
     "PushTimeout",
