@@ -33,6 +33,7 @@ from .callbacks import Callback, Registered, invoke, register
 from .channel import Channel, ChannelState, Params
 from .endpoint import build_url, normalize_endpoint
 from .errors import ConnectError, PhoenixError
+from .fallback import LongPollFallback
 from .heartbeat import Heartbeat
 from .message import (
     AUTH_TOKEN_PREFIX,
@@ -75,6 +76,7 @@ class SocketTrigger(enum.Enum):
     OPENED = "opened"
     CLOSE = "close"  # we start closing
     CLOSED = "closed"  # the transport reports it is closed
+    REPLACE = "replace"  # the transport is swapped (long-poll fallback)
 
 
 _S, _T = SocketState, SocketTrigger
@@ -89,6 +91,7 @@ TRANSITIONS: dict[tuple[SocketState, SocketTrigger], SocketState] = {
     (_S.CONNECTING, _T.CLOSED): _S.CLOSED,
     (_S.OPEN, _T.CLOSED): _S.CLOSED,
     (_S.CLOSING, _T.CLOSED): _S.CLOSED,
+    **{(state, _T.REPLACE): _S.CLOSED for state in SocketState},
 }
 
 
@@ -220,6 +223,11 @@ class Socket:
         self._reconnect_timer = RetryTimer(
             self._timers, self._on_reconnect_timer, self.reconnect_after
         )
+        self._fallback = (
+            None
+            if self.longpoll_fallback_after is None
+            else LongPollFallback(self, self.longpoll_fallback_after)
+        )
         self._heartbeat = Heartbeat(
             self._timers,
             self.heartbeat_interval,
@@ -261,6 +269,8 @@ class Socket:
         """
         if self._link is None or self._disconnecting:
             self._transport_connect()
+            if self._fallback is not None:
+                self._fallback.arm()
         elif self.is_connected():
             return
         future = self._timers.create_future()
@@ -276,6 +286,8 @@ class Socket:
         self._close_was_clean = True
         self._healing = False
         self._reconnect_timer.reset()
+        if self._fallback is not None:
+            self._fallback.cancel()
         done = self._timers.create_future()
         self._teardown(code, reason or "", lambda: settle(done))
         try:
@@ -419,6 +431,7 @@ class Socket:
             open_timeout=self.timeout,
             logger=self._log,
             max_size=self._max_frame_size,
+            extra={"vsn": self.vsn},
         )
         try:
             link.conn = self._transport_factory(options, link)
@@ -481,8 +494,12 @@ class Socket:
             if not future.done():
                 future.set_result(None)
         self._run_callbacks("open", ())
+        if self._fallback is not None:
+            self._fallback.opened()
 
     def _on_conn_error(self, error: BaseException) -> None:
+        if self._fallback is not None and self._fallback.failed():
+            return
         self._last_error = error
         self._log.warning("! transport error: %s", _describe(error))
         established = self._established
@@ -522,6 +539,31 @@ class Socket:
                 error.__cause__ = cause
                 future.set_exception(error)
         self._last_error = None
+
+    def _replace_transport(self, transport: str) -> None:
+        """Swap the transport for good and connect with it at once."""
+        self._transport_factory = _transport_factory(transport)
+        self.transport = transport
+        old = self._link
+        if old is not None:
+            self._link = None  # its close report is now stale
+            self._set(SocketTrigger.REPLACE)
+            if old.conn is not None:
+                old.conn.close(None, "")
+        self._transport_connect()
+
+    def _probe(self, answered: Callable[[], None]) -> None:
+        """Send a heartbeat; call ``answered`` when its reply comes."""
+        ref = self.make_ref()
+        future = self._timers.create_future()
+
+        def on_reply(done: asyncio.Future[float]) -> None:
+            if not done.cancelled():
+                answered()
+
+        future.add_done_callback(on_reply)
+        self._ping_waiters[ref] = future
+        self._push(HEARTBEAT_TOPIC, HEARTBEAT_EVENT, {}, ref, None)
 
     def _schedule_reconnect(self) -> None:
         delay = self._reconnect_timer.schedule()
