@@ -106,10 +106,20 @@ class CloseEvent(NamedTuple):
 class _Link:
     """One transport attempt: forwards its events while it is current."""
 
-    __slots__ = ("closing", "conn", "guard", "opened", "reported", "socket", "then")
+    __slots__ = (
+        "closing",
+        "conn",
+        "guard",
+        "opened",
+        "reported",
+        "safe_url",
+        "socket",
+        "then",
+    )
 
-    def __init__(self, socket: Socket) -> None:
+    def __init__(self, socket: Socket, safe_url: str) -> None:
         self.socket = socket
+        self.safe_url = safe_url
         self.conn: Transport | None = None
         self.opened = False
         self.closing = False
@@ -267,14 +277,15 @@ class Socket:
                 unless a connection had opened before and was not closed
                 with ``disconnect()``.
         """
-        if self._link is None or self._disconnecting:
-            self._transport_connect()
-            if self._fallback is not None:
-                self._fallback.arm()
-        elif self.is_connected():
+        if self.is_connected():
             return
         future = self._timers.create_future()
         self._connect_waiters.append(future)
+        if self._link is None or self._disconnecting:
+            self._reconnect_timer.cancel()  # connect now instead of on the backoff
+            self._transport_connect()
+            if self._fallback is not None:
+                self._fallback.arm()
         await future
 
     async def disconnect(
@@ -419,12 +430,12 @@ class Socket:
         self._close_was_clean = False
         self._debug = self._log.isEnabledFor(logging.DEBUG)
         url = self.endpoint_url()
-        link = _Link(self)
+        link = _Link(self, redact_url(url))
         self._link = link
         self._set(SocketTrigger.CONNECT)
         options = ConnectOptions(
             url=url,
-            safe_url=redact_url(url),
+            safe_url=link.safe_url,
             protocols=self._protocols(),
             headers=self._headers,
             ssl=self._ssl,
@@ -477,6 +488,9 @@ class Socket:
 
     def _on_conn_open(self, link: _Link) -> None:
         if link is not self._link or link.closing:
+            if link.conn is not None and not link.closing:
+                link.closing = True
+                link.conn.close(None, "")  # a stray attempt: nobody wants it
             return
         link.opened = True
         self._log.info("%s connected to %s", link.conn.name, redact_url(self._endpoint))  # type: ignore[union-attr]
@@ -514,14 +528,15 @@ class Socket:
             self._trigger_chan_error("connection_closed")
             self._heartbeat.stop()
             if not link.opened:
-                self._fail_connect_waiters(code, reason)
+                self._fail_connect_waiters(link, code, reason)
             if not self._close_was_clean and code != WS_CLOSE_NORMAL:
                 self._schedule_reconnect()
-            self._run_callbacks("close", (CloseEvent(code, reason, link.closing),))
+            event = CloseEvent(code, reason, was_clean=code != 1006)
+            self._run_callbacks("close", (event,))
         for then in link.then:
             then()
 
-    def _fail_connect_waiters(self, code: int, reason: str) -> None:
+    def _fail_connect_waiters(self, link: _Link, code: int, reason: str) -> None:
         if not self._healing:
             self._close_was_clean = True  # a failed connect() does not retry
         cause = self._last_error
@@ -533,9 +548,7 @@ class Socket:
         waiters, self._connect_waiters = self._connect_waiters, []
         for future in waiters:
             if not future.done():
-                error = ConnectError(
-                    f"could not connect to {redact_url(self.endpoint_url())}: {detail}"
-                )
+                error = ConnectError(f"could not connect to {link.safe_url}: {detail}")
                 error.__cause__ = cause
                 future.set_exception(error)
         self._last_error = None
