@@ -75,6 +75,18 @@ class _PhoenixServerProtocol(ServerProtocol):
             self.send_close(CloseCode.NORMAL_CLOSURE, "")
         super().recv_frame(frame)
 
+    def process_subprotocol(self, headers: Headers) -> Subprotocol | None:
+        # phoenix.js puts its authToken in this header as standard base64,
+        # whose '+' and '/' are not valid header tokens: websockets would
+        # fail the handshake (400), Bandit does not look. Split leniently.
+        offered = [
+            Subprotocol(item.strip())
+            for value in headers.get_all("Sec-WebSocket-Protocol")
+            for item in value.split(",")
+            if item.strip()
+        ]
+        return self.select_subprotocol(offered)
+
 
 class WebSocketConnection(asyncio.Protocol):
     """One websocket connection, from the upgrade request to the TCP close.
@@ -270,7 +282,11 @@ class WebSocketConnection(asyncio.Protocol):
             return
         response = self._ws.accept(request)
         if response.status_code != 101:
-            self._ws.send_response(response)  # websockets' own 4xx
+            # Phoenix answers a failed upgrade 400 with the reason as body.
+            logger.info("! websocket handshake failed: %s", self._ws.handshake_exc)
+            body = bytes(response.body)
+            failed = _plain_response(400, "Bad Request", body)
+            self._ws.send_response(failed)
             return
         response.headers["cache-control"] = CACHE_CONTROL
         self._ws.send_response(response)
@@ -401,13 +417,13 @@ def _forbidden() -> Response:
     return _plain_response(403, "Forbidden")
 
 
-def _plain_response(status: int, reason: str) -> Response:
+def _plain_response(status: int, reason: str, body: bytes = b"") -> Response:
     headers = Headers(
         [
             ("date", email.utils.formatdate(usegmt=True)),
-            ("content-length", "0"),
+            ("content-length", str(len(body))),
             ("vary", "accept-encoding"),
             ("cache-control", CACHE_CONTROL),
         ]
     )
-    return Response(status, reason, headers, b"")
+    return Response(status, reason, headers, body)
