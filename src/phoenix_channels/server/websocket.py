@@ -119,6 +119,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._fragment_opcode = Opcode.TEXT
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake: asyncio.Task[None] | None = None
+        self._close_recorded = False
 
     # --- views for tests ------------------------------------------------------
 
@@ -202,6 +203,7 @@ class WebSocketConnection(asyncio.Protocol):
             received = self._ws.close_rcvd
             if received is not None:
                 self.record.add("in", "close", received.reason, received.code)
+            self._record_close_sent()  # our answer, if this close started it
 
     def _on_message(self, opcode: Opcode, data: bytes) -> None:
         socket = self.socket
@@ -358,7 +360,8 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _record_close_sent(self) -> None:
         sent = self._ws.close_sent
-        if self.record is not None and sent is not None:
+        if self.record is not None and sent is not None and not self._close_recorded:
+            self._close_recorded = True
             self.record.add("out", "close", sent.reason, sent.code)
 
     # --- writing --------------------------------------------------------------
