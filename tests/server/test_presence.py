@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from phoenix_channels.server import ChannelSocket, Server, ServerChannel, noreply, ok
+from phoenix_channels.server import (
+    ChannelSocket,
+    Server,
+    ServerChannel,
+    error,
+    noreply,
+    ok,
+)
 
 from .helpers import connect, heartbeat, recv_json, v2
 
@@ -96,3 +103,23 @@ async def test_tracking_a_key_twice_crashes(server):
         assert await recv_json(ws) == ["1", "1", "p:t", "phx_error", {}]
         await heartbeat(ws)
     assert server.presence.list("p:t") == {}
+
+
+class TrackInJoin(ServerChannel):
+    async def join(self, topic: str, payload: Any, socket: ChannelSocket):
+        socket.presence.track(socket, payload["key"], {})
+        return ok() if payload.get("ok") else error({"refused": True})
+
+
+async def test_presence_tracked_by_a_refused_join_is_removed():
+    """A join that tracks and then refuses leaves no presence behind."""
+    async with Server({"p:*": Tracked, "q:*": TrackInJoin}, port=0) as server:
+        member, joiner = await connect(server), await connect(server)
+        async with member, joiner:
+            await member.send(v2("1", "1", "q:t", "phx_join", {"key": "m", "ok": True}))
+            assert (await recv_json(member))[3] == "phx_reply"
+            await joiner.send(v2("1", "1", "q:t", "phx_join", {"key": "j"}))
+            assert (await recv_json(joiner))[4]["status"] == "error"
+            assert (await recv_json(member))[4]["joins"].keys() == {"j"}
+            assert (await recv_json(member))[4]["leaves"].keys() == {"j"}
+            assert set(server.presence.list("q:t")) == {"m"}

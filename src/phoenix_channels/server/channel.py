@@ -280,6 +280,11 @@ class ChannelSocket:
         (presence uses it to untrack). It must not raise or block."""
         self._cleanups.append(callback)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the channel has ended (or its join failed)."""
+        return not self._is_live()
+
     def _assert_joined(self, what: str) -> None:
         if not self.joined:
             raise RuntimeError(

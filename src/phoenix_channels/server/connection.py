@@ -228,8 +228,14 @@ class SocketConnection:
         except Exception:
             logger.exception("! %s.join crashed on %r", type(channel).__name__, topic)
             result = error(JOIN_CRASHED)
-        if result.status != "ok":
+        except BaseException:  # cancelled: the connection went away
             process.ended = True
+            _run_cleanups(socket)
+            raise
+        if result.status != "ok":
+            # A refused join leaves nothing behind (presence tracked in join).
+            process.ended = True
+            _run_cleanups(socket)
             self._send_now(
                 reply_message(join_ref, msg.ref, topic, result.status, result.response)
             )
@@ -311,13 +317,7 @@ class SocketConnection:
         if self.channels.get(process.topic) is process:
             del self.channels[process.topic]
         self.server.pubsub.unsubscribe(process.topic, process)
-        socket = process.socket
-        cleanups, socket._cleanups = socket._cleanups, []
-        for cleanup in cleanups:
-            try:
-                cleanup()
-            except Exception:
-                logger.exception("! cleanup of %r raised", process.topic)
+        _run_cleanups(process.socket)
 
     # --- connection ends ------------------------------------------------------
 
@@ -342,6 +342,15 @@ class SocketConnection:
 
 async def _shutdown_all(processes: list[ChannelProcess], reason: str) -> None:
     await asyncio.gather(*(p.shutdown(reason) for p in processes))
+
+
+def _run_cleanups(socket: ChannelSocket) -> None:
+    cleanups, socket._cleanups = socket._cleanups, []
+    for cleanup in cleanups:
+        try:
+            cleanup()
+        except Exception:
+            logger.exception("! cleanup of %r raised", socket.topic)
 
 
 def _control(event: str, process: ChannelProcess) -> Message:

@@ -64,7 +64,10 @@ class PresenceTracker:
 
         Raises:
             ValueError: this channel already tracks ``key``.
+            RuntimeError: the channel has ended.
         """
+        if socket.closed:
+            raise RuntimeError(f"cannot track {key!r}: the channel has ended")
         entries = self._topics.setdefault(socket.topic, {}).setdefault(key, [])
         if any(owner is socket for owner, _ in entries):
             raise ValueError(f"{key!r} is already tracked by this channel")
