@@ -80,6 +80,8 @@ class ChannelProcess:
         self.channel = channel
         self.ended = False
         self.detached = False
+        #: Serializer version of the connection (pubsub encodes per version).
+        self.vsn = conn.wire.vsn
         self._conn = conn
         self._mailbox: deque[tuple[int, Any]] = deque()
         self._wakeup: asyncio.Future[None] | None = None
@@ -88,11 +90,6 @@ class ChannelProcess:
         socket._process = self
 
     # --- Subscriber (pubsub fastlane) -----------------------------------------
-
-    @property
-    def vsn(self) -> str:
-        """Serializer version of the connection (pubsub encodes per version)."""
-        return self._conn.wire.vsn
 
     def deliver(self, frame: PreparedFrame) -> None:
         """Write a broadcast frame straight to the connection."""

@@ -9,6 +9,8 @@ while a batch of received data is processed are written with one
 (:class:`~.pubsub.PreparedFrame`) and are framed once for every subscriber:
 server frames are unmasked and no extension is negotiated (Phoenix's
 websocket ``compress`` defaults to false), so the bytes are the same for all.
+Frames sent from elsewhere (channel tasks, broadcasts) are corked until the
+end of the current loop iteration, so a burst costs one write per connection.
 
 Wire behaviour of Bandit that clients can observe (transcripts README):
 
@@ -120,6 +122,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake: asyncio.Task[None] | None = None
         self._close_recorded = False
+        self._flush_scheduled = False
+        self._loop = asyncio.get_running_loop()
 
     # --- views for tests ------------------------------------------------------
 
@@ -318,7 +322,7 @@ class WebSocketConnection(asyncio.Protocol):
             self.record.add("out", kind, data)
         self._collect()
         if not self._batching:
-            self._flush()
+            self._cork()
 
     def send_prepared(self, frame: PreparedFrame) -> None:
         """Send a broadcast frame, framing it once for all connections."""
@@ -340,7 +344,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._collect()  # keep order with anything the protocol queued
         self._out.append(wire)
         if not self._batching:
-            self._flush()
+            self._cork()
 
     def close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake (the client has ``close_timeout``)."""
@@ -373,6 +377,18 @@ class WebSocketConnection(asyncio.Protocol):
             else:
                 self._eof = True
 
+    def _cork(self) -> None:
+        # Frames sent outside a receive batch (channel tasks, broadcasts) are
+        # written at the end of this loop iteration: a burst of broadcasts
+        # then costs one write per connection, not one per frame.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
+
     def _flush(self) -> None:
         out = self._out
         if out:
@@ -389,8 +405,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._eof_written or self._ws.close_expected()
         ) and self._close_timer is None:
             if not self._lost:
-                loop = asyncio.get_running_loop()
-                self._close_timer = loop.call_later(
+                self._close_timer = self._loop.call_later(
                     self.server.close_timeout, self.transport.abort
                 )
 
