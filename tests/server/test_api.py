@@ -405,7 +405,7 @@ async def test_connection_id_and_disconnect():
         )
         async with ann, bob:
             assert server.disconnect("user:ann") == 1
-            assert await expect_close(ann) == (1000, "")
+            assert await expect_close(ann) == (1001, "")
             await heartbeat(bob)
 
 

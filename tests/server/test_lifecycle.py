@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -298,3 +299,15 @@ async def test_custom_mount():
             assert (await join(ws, "hi"))["response"] == {"hi": "hi"}
     with pytest.raises(ValueError):
         Server({}, mount="socket")
+
+
+async def test_debug_log_shows_frames_but_not_tokens(demo, caplog):
+    """At DEBUG, frames are logged with < and >; query values are hidden."""
+    caplog.set_level(logging.DEBUG, logger="phoenix_channels.server")
+    ws = await connect(demo, "vsn=2.0.0&token=s3cret")
+    async with ws:
+        await heartbeat(ws)
+    assert '< [null,"hb","phoenix","heartbeat",{}]' in caplog.text
+    assert '> [null,"hb","phoenix","phx_reply"' in caplog.text
+    assert "token=..." in caplog.text
+    assert "s3cret" not in caplog.text

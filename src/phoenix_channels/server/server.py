@@ -210,8 +210,10 @@ class Server:
         """
         return self.pubsub.broadcast(topic, event, {} if payload is None else payload)
 
-    def disconnect(self, id: str, code: int = 1000) -> int:
-        """Close every websocket whose connect hook gave it ``id``.
+    def disconnect(self, id: str, code: int = 1001) -> int:
+        """Close every websocket whose connect hook gave it ``id``, as a
+        ``"disconnect"`` broadcast to the socket id does in Phoenix; 1001 makes
+        clients reconnect (PROTOCOL §9).
 
         Returns:
             How many connections were closed.

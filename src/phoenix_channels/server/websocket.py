@@ -124,6 +124,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._close_recorded = False
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
+        self._debug = logger.isEnabledFor(logging.DEBUG)
 
     # --- views for tests ------------------------------------------------------
 
@@ -164,6 +165,8 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if self._debug:
+            logger.debug("= closed %r", self)
         if self._close_timer is not None:
             self._close_timer.cancel()
         if self._handshake is not None:
@@ -214,6 +217,8 @@ class WebSocketConnection(asyncio.Protocol):
         if socket is None or self._ws.state is not State.OPEN:
             return
         if opcode is Opcode.BINARY:
+            if self._debug:
+                logger.debug("< %s", _preview(data))
             if self.record is not None:
                 self.record.add("in", "binary", data)
             socket.receive(data)
@@ -229,6 +234,8 @@ class WebSocketConnection(asyncio.Protocol):
             return
         if self.record is not None:
             self.record.add("in", "text", text)
+        if self._debug:
+            logger.debug("< %s", _preview(text))
         socket.receive(text)
 
     # --- handshake ------------------------------------------------------------
@@ -304,6 +311,8 @@ class WebSocketConnection(asyncio.Protocol):
             self.server, self, wire_for(info.vsn), info, result.assigns, result.id
         )
         self.server._connection_opened(self)
+        if self._debug:
+            logger.debug("= open %s (vsn %s)", _redact(request.path), info.vsn)
 
     # --- outbound (Transport) -------------------------------------------------
 
@@ -320,6 +329,8 @@ class WebSocketConnection(asyncio.Protocol):
             kind = "binary"
         if self.record is not None:
             self.record.add("out", kind, data)
+        if self._debug:
+            logger.debug("> %s", _preview(data))
         self._collect()
         if not self._batching:
             self._cork()
@@ -341,6 +352,8 @@ class WebSocketConnection(asyncio.Protocol):
                 "text" if isinstance(frame.data, str) else "binary"
             )
             self.record.add("out", kind, frame.data)
+        if self._debug:
+            logger.debug("> %s", _preview(frame.data))
         self._collect()  # keep order with anything the protocol queued
         self._out.append(wire)
         if not self._batching:
@@ -411,7 +424,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def __repr__(self) -> str:
         path = self.info.path if self.info is not None else "?"
-        return f"<WebSocketConnection {path} state={self._ws.state.name}>"
+        return f"<WebSocketConnection {_redact(path)} state={self._ws.state.name}>"
 
 
 def _subprotocol_selector(
@@ -428,6 +441,23 @@ def _subprotocol_selector(
         return None
 
     return select
+
+
+def _preview(data: str | bytes, limit: int = 200) -> str:
+    text = data if isinstance(data, str) else data.hex()
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def _redact(target: str) -> str:
+    """The request target with query values hidden (tokens live there)."""
+    path, _, query = target.partition("?")
+    if not query:
+        return path
+    items = [
+        item if item.startswith("vsn=") else item.partition("=")[0] + "=..."
+        for item in query.split("&")
+    ]
+    return path + "?" + "&".join(items)
 
 
 def _forbidden() -> Response:
