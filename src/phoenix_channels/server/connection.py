@@ -215,7 +215,14 @@ class SocketConnection:
         # The channel's own join_ref is the join's join_ref, or its ref when
         # the client sent null: Elixir's `join_ref || ref` (fact 8).
         own_ref = msg.ref if join_ref is None or join_ref is False else join_ref
-        channel = factory()
+        try:
+            channel = factory()
+        except Exception:
+            logger.exception("! channel factory for %r raised", topic)
+            self._send_now(
+                reply_message(join_ref, msg.ref, topic, "error", JOIN_CRASHED)
+            )
+            return
         socket = ChannelSocket(self, topic, own_ref, dict(self.assigns))
         process = ChannelProcess(self, channel, socket, join_ref)
         try:
