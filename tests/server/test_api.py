@@ -426,3 +426,20 @@ def test_router_patterns():
     assert router.patterns == ["room:lobby", "room:*", "*"]
     with pytest.raises(ValueError, match="must be the last character"):
         Router({"room:*:x": A})
+
+
+async def test_channel_factory_that_raises_is_join_crashed():
+    """A channel that cannot even be built answers 'join crashed'."""
+
+    def broken() -> ServerChannel:
+        raise RuntimeError("no channel for you")
+
+    async with Server({"broken:*": broken}, port=0) as server:
+        ws = await connect(server)
+        async with ws:
+            await ws.send(v2("1", "1", "broken:x", "phx_join"))
+            assert (await recv_json(ws))[4] == {
+                "response": {"reason": "join crashed"},
+                "status": "error",
+            }
+            await heartbeat(ws)
