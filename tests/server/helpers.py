@@ -1,6 +1,7 @@
 """Raw-client helpers for the server tests: no Phoenix client logic here.
 
-Every wait is bounded by :data:`TIMEOUT`; nothing sleeps to synchronise.
+Every wait is bounded by :data:`TIMEOUT`; nothing sleeps for a set time to
+synchronise (:func:`until` waits for a condition).
 """
 
 from __future__ import annotations
@@ -158,3 +159,17 @@ def upgrade_request(
     ]
     lines = [f"GET {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers), "", ""]
     return "\r\n".join(lines).encode()
+
+
+async def until(predicate: Any, timeout: float = TIMEOUT) -> None:
+    """Wait until ``predicate()`` holds, checking at every loop turn.
+
+    For server-side state no client can observe (a frame sitting in the
+    backlog); bounded, and it waits for a condition, never for a duration.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.001)

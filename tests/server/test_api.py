@@ -31,6 +31,7 @@ from .helpers import (
     raw_http,
     recv,
     recv_json,
+    until,
     upgrade_request,
     v2,
 )
@@ -276,10 +277,7 @@ async def test_terminate_reasons(server):
         await join(ws, "probe:b", "4")
         assert (await recv_json(ws))[3] == "phx_close"
         await heartbeat(ws)
-    for _ in range(100):  # the close is handled by the server's own tasks
-        if len(Probe.terminated) == 3:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: len(Probe.terminated) == 3)  # the server's own tasks
     assert Probe.terminated == ["left", "duplicate_join", "closed"]
 
 

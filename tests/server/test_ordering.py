@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from phoenix_channels.server import demo_server
+import pytest
 
-from .helpers import connect, heartbeat, join, recv_json, v2
+from phoenix_channels.server import (
+    ChannelSocket,
+    Server,
+    ServerChannel,
+    demo_server,
+    noreply,
+    ok,
+)
+
+from .helpers import TIMEOUT, connect, heartbeat, join, recv_json, until, v2
 
 
 async def test_join_delay_blocks_the_whole_connection(demo):
@@ -156,12 +166,70 @@ async def test_many_pipelined_pushes_keep_their_order(demo):
         assert counts == list(range(1, 201))
 
 
-async def test_connections_do_not_block_each_other(demo):
-    """A delayed join on one connection does not delay another connection."""
-    slow, fast = await connect(demo), await connect(demo)
-    async with slow, fast:
-        await slow.send(v2("1", "1", "room:x", "phx_join", {"delay_ms": 300}))
-        started = time.monotonic()
-        await heartbeat(fast)
-        assert time.monotonic() - started < 0.25
-        await asyncio.wait_for(recv_json(slow), 5)
+class Gated(ServerChannel):
+    """A channel whose join waits until the test opens the gate, and whose
+    "ping" handler tells the test when it has replied."""
+
+    gate: asyncio.Event
+    replied: asyncio.Event
+
+    async def join(self, topic: str, payload: Any, socket: ChannelSocket):
+        if topic == "gated:wait":
+            await Gated.gate.wait()
+        return ok()
+
+    async def handle_in(self, event: str, payload: Any, socket: ChannelSocket):
+        socket.send_reply(socket.ref, "ok", {"pong": True})
+        Gated.replied.set()
+        return noreply()
+
+
+@pytest.fixture
+async def gated():
+    Gated.gate, Gated.replied = asyncio.Event(), asyncio.Event()
+    async with Server({"gated:*": Gated}, port=0) as server:
+        yield server
+    Gated.gate.set()
+
+
+async def test_a_pending_join_holds_replies_deterministically(gated):
+    """A channel's reply made while another join is pending reaches the
+    client only after that join's reply (no timing involved)."""
+    ws = await connect(gated)
+    async with ws:
+        await join(ws, "gated:a", "1")
+        await ws.send(v2("2", "2", "gated:wait", "phx_join"))
+        await ws.send(v2("1", "3", "gated:a", "ping"))
+        # The push reached the server and waits in the backlog, unhandled.
+        socket = gated.connections[0].socket
+        await until(lambda: len(socket._backlog) == 1)
+        assert not Gated.replied.is_set()
+        Gated.gate.set()
+        assert (await recv_json(ws))[:4] == ["2", "2", "gated:wait", "phx_reply"]
+        assert (await recv_json(ws))[:2] == ["1", "3"]
+
+
+async def test_output_made_during_a_pending_join_is_held(gated):
+    """The reply of a push received *before* the join, made while the join
+    is pending, is written after the join reply."""
+    ws = await connect(gated)
+    async with ws:
+        await join(ws, "gated:a", "1")
+        Gated.replied.clear()
+        await ws.send(v2("1", "3", "gated:a", "ping"))
+        await ws.send(v2("2", "2", "gated:wait", "phx_join"))
+        await asyncio.wait_for(Gated.replied.wait(), TIMEOUT)  # reply made...
+        Gated.gate.set()  # ...while the join was pending
+        assert (await recv_json(ws))[:4] == ["2", "2", "gated:wait", "phx_reply"]
+        assert (await recv_json(ws))[:2] == ["1", "3"]
+
+
+async def test_connections_do_not_block_each_other(gated):
+    """A pending join on one connection does not delay another connection."""
+    waiting, other = await connect(gated), await connect(gated)
+    async with waiting, other:
+        await waiting.send(v2("1", "1", "gated:wait", "phx_join"))
+        await heartbeat(other)
+        await join(other, "gated:b")
+        Gated.gate.set()
+        assert (await recv_json(waiting))[:2] == ["1", "1"]
