@@ -1,11 +1,12 @@
 """Replay every websocket golden transcript against the demo server.
 
-Each ``v1_*.json``/``v2_*.json`` in ``shared/phoenix-transcripts`` was
-recorded from genuine Phoenix 1.7.24 with a raw client. The replayer opens
-the same connections, sends the same frames, and demands the same frames
-back, byte for byte, after the file's ``normalize`` entries (presence
-``phx_ref``/``online_at``) and the same close codes. ``lp_*`` (long-poll)
-transcripts are out of scope for the websocket server.
+Each ``v1_*.json``/``v2_*.json`` of ``shared/phoenix-transcripts`` (copied to
+``tests/server/transcripts``) was recorded from genuine Phoenix 1.7.24 with a
+raw client. The replayer opens the same connections, sends the same frames,
+and demands the same frames back, byte for byte, after the file's
+``normalize`` entries (presence ``phx_ref``/``online_at``), and the same close
+codes. ``lp_*`` (long-poll) transcripts are out of scope for the websocket
+server.
 
 Where a transcript shows that nothing arrived (a ``send`` directly followed
 by ``wait_ms``), the replayer does not sleep: it sends a barrier (an ``echo``
@@ -37,23 +38,23 @@ from phoenix_channels.server import Server, demo_server
 
 from .helpers import TIMEOUT, J, heartbeat, raw_http, recv
 
-REPO = Path(__file__).resolve().parents[2]
-TRANSCRIPTS = Path(
-    os.environ.get(
-        "PHOENIX_TRANSCRIPTS", REPO.parent / "shared" / "phoenix-transcripts"
-    )
-)
-FILES = sorted(TRANSCRIPTS.glob("v[12]_*.json")) if TRANSCRIPTS.is_dir() else []
-
-pytestmark = pytest.mark.skipif(
-    not FILES,
-    reason=f"no golden transcripts at {TRANSCRIPTS} (set PHOENIX_TRANSCRIPTS)",
-)
+VENDORED = Path(__file__).resolve().parent / "transcripts"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "phoenix-transcripts"
+TRANSCRIPTS = Path(os.environ.get("PHOENIX_TRANSCRIPTS", VENDORED))
+FILES = sorted(TRANSCRIPTS.glob("v[12]_*.json"))
 
 
 def test_every_websocket_transcript_is_replayed():
     """The 76 websocket transcripts are all here; none is left out."""
     assert len(FILES) == 76
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"no {SHARED} to compare with")
+def test_vendored_transcripts_match_the_shared_ones():
+    """tests/server/transcripts is an up-to-date copy of the shared folder."""
+    shared = {p.name: p.read_bytes() for p in SHARED.glob("v[12]_*.json")}
+    vendored = {p.name: p.read_bytes() for p in VENDORED.glob("v[12]_*.json")}
+    assert vendored == shared
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
