@@ -139,8 +139,7 @@ async def test_oversized_message_closes_1009():
         async with bad, survivor:
             await join(survivor, "room:lobby", "9")
             await bad.send(v2("1", "2", "room:lobby", "echo", {"d": "a" * 1024}))
-            code, _reason = await expect_close(bad)
-            assert code == 1009
+            assert await expect_close(bad) == (1009, "")
             await _assert_survivor_works(server, survivor)
 
 
@@ -150,8 +149,7 @@ async def test_oversized_fragmented_message_closes_1009():
         ws = await connect(server)
         async with ws:
             await ws.send(["a" * 600, "b" * 600])
-            code, _reason = await expect_close(ws)
-            assert code == 1009
+            assert await expect_close(ws) == (1009, "")
 
 
 async def test_default_cap_is_8_mib(demo):
@@ -174,8 +172,7 @@ async def test_default_cap_is_8_mib(demo):
         size = DEFAULT_MAX_MESSAGE_SIZE + 1
         writer.write(bytes([0x81, 0x80 | 127]) + size.to_bytes(8, "big") + b"mask")
         close = await asyncio.wait_for(reader.readexactly(4), TIMEOUT)
-        assert close[0] == 0x88  # FIN + close, from the server
-        assert int.from_bytes(close[2:4], "big") == 1009
+        assert close == bytes([0x88, 2]) + (1009).to_bytes(2, "big")  # no reason
     finally:
         writer.close()
         await asyncio.wait_for(writer.wait_closed(), TIMEOUT)
@@ -268,3 +265,37 @@ async def _fuzz(frames):
                     break
             await _assert_survivor_works(server, survivor, "room:fuzz")
     assert not errors, errors
+
+
+@pytest.mark.parametrize(
+    ("code", "answer"),
+    [
+        (1000, 1000),
+        (1001, 1000),
+        (3000, 1000),
+        (4001, 1000),
+        (1012, 1002),
+        (1014, 1002),
+    ],
+)
+async def test_client_close_codes_are_answered_like_bandit(demo, code, answer):
+    """Bandit answers 1000 with no reason, or 1002 for codes a client may not
+    send; it never echoes the client's code or reason."""
+    ws = await connect(demo)
+    await ws.close(code, "bye")
+    assert ws.protocol.close_rcvd is not None
+    assert (ws.protocol.close_rcvd.code, ws.protocol.close_rcvd.reason) == (answer, "")
+
+
+async def test_invalid_close_code_gets_1002_without_reason(demo):
+    """A close frame with a code no one may send fails the connection: 1002."""
+    reader, writer = await asyncio.open_connection(demo.host, demo.port)
+    try:
+        writer.write(upgrade_request(demo, "/socket/websocket?vsn=2.0.0"))
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        writer.write(bytes([0x88, 0x82]) + b"\0\0\0\0" + (999).to_bytes(2, "big"))
+        close = await asyncio.wait_for(reader.readexactly(4), TIMEOUT)
+        assert close == bytes([0x88, 2]) + (1002).to_bytes(2, "big")
+    finally:
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), TIMEOUT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -311,3 +312,21 @@ async def test_debug_log_shows_frames_but_not_tokens(demo, caplog):
     assert '> [null,"hb","phoenix","phx_reply"' in caplog.text
     assert "token=..." in caplog.text
     assert "s3cret" not in caplog.text
+
+
+async def test_idle_connections_are_closed_with_1002():
+    """Like Bandit with Phoenix's 60 s timeout, a client that sends nothing
+    for idle_timeout seconds is closed with 1002; any data resets the clock."""
+    async with demo_server(port=0, idle_timeout=0.3) as server:
+        assert demo_server().idle_timeout == 60.0
+        active, idle = await connect(server), await connect(server)
+        async with active, idle:
+            started = time.monotonic()
+            # Keep one client talking for longer than the timeout (this
+            # sleep paces the traffic; it synchronises nothing).
+            while time.monotonic() - started < 0.5:
+                await heartbeat(active)
+                await asyncio.sleep(0.05)
+            assert await expect_close(idle) == (1002, "")
+            assert time.monotonic() - started >= 0.3
+            await heartbeat(active)

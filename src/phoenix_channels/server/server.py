@@ -67,6 +67,10 @@ class Server:
         subprotocols: subprotocols the server may select; ``None`` (the
             default, like Phoenix 1.7.24) never sends ``Sec-WebSocket-Protocol``.
         record_frames: record every frame of every connection (:attr:`recorder`).
+        idle_timeout: seconds without any data from a websocket client
+            before the server closes it with 1002, as Bandit does with
+            Phoenix's ``timeout: 60_000`` (clients heartbeat every 30 s);
+            ``None`` never closes idle connections.
         close_timeout: seconds a closing client gets before the TCP
             connection is aborted, and that :meth:`stop` waits for clients.
         backlog: listen backlog.
@@ -84,6 +88,7 @@ class Server:
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         subprotocols: Sequence[str] | None = None,
         record_frames: bool = False,
+        idle_timeout: float | None = 60.0,
         close_timeout: float = 2.0,
         backlog: int = 1024,
     ) -> None:
@@ -97,6 +102,7 @@ class Server:
         self.max_channels = max_channels
         self.max_message_size = max_message_size
         self.subprotocols: tuple[str, ...] = tuple(subprotocols or ())
+        self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.backlog = backlog
         self.pubsub = PubSub()

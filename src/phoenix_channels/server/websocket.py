@@ -18,8 +18,8 @@ Wire behaviour of Bandit that clients can observe (transcripts README):
   ``Sec-WebSocket-Protocol`` unless ``Server(subprotocols=...)`` (fact 13);
 - a refused connect or an unsupported ``vsn`` answers ``403`` with an empty
   body;
-- a client close frame, whatever its code, is answered with ``1000`` and an
-  empty reason, never echoed (fact 4);
+- a client close frame is answered with ``1000`` and an empty reason, never
+  echoed (fact 4), or ``1002`` for codes a client may not send;
 - a text frame that is not UTF-8 closes with ``1007`` and no reason;
 - unlike Bandit (no limit), a message larger than ``max_message_size``
   (default 8 MiB) closes with ``1009``: a test server should not let one
@@ -36,7 +36,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Literal, cast
 
 from websockets.datastructures import Headers
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.exceptions import ProtocolError
+from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event, State
 from websockets.server import ServerProtocol
@@ -71,11 +72,17 @@ class _PhoenixServerProtocol(ServerProtocol):
 
     def recv_frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.CLOSE and self.state is State.OPEN:
-            # Bandit answers any client close with 1000 and an empty reason
-            # instead of echoing the client's code (transcripts fact 4).
-            # Having sent ours first, the base class will not echo.
-            self.send_close(CloseCode.NORMAL_CLOSURE, "")
+            code = _bandit_close_answer(frame.data)
+            if code is not None:
+                # Having sent ours first, the base class will not echo.
+                self.send_close(code, "")
         super().recv_frame(frame)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        # Bandit's close frames never carry a reason (1002, 1007, 1009...).
+        if reason and self.state is State.OPEN:
+            logger.info("! closing with %d: %s", code, reason)
+        super().fail(code, "")
 
     def process_subprotocol(self, headers: Headers) -> Subprotocol | None:
         # phoenix.js puts its authToken in this header as standard base64,
@@ -125,6 +132,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
         self._debug = logger.isEnabledFor(logging.DEBUG)
+        self._last_data = self._loop.time()
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # --- views for tests ------------------------------------------------------
 
@@ -151,6 +160,7 @@ class WebSocketConnection(asyncio.Protocol):
     # --- asyncio.Protocol -----------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        self._last_data = self._loop.time()
         if self._pending is not None:
             self._pending.append(data)
             return
@@ -169,6 +179,8 @@ class WebSocketConnection(asyncio.Protocol):
             logger.debug("= closed %r", self)
         if self._close_timer is not None:
             self._close_timer.cancel()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         if self._handshake is not None:
             self._handshake.cancel()
         if self.socket is not None:
@@ -311,8 +323,23 @@ class WebSocketConnection(asyncio.Protocol):
             self.server, self, wire_for(info.vsn), info, result.assigns, result.id
         )
         self.server._connection_opened(self)
+        if self.server.idle_timeout is not None:
+            self._watch_idle()
         if self._debug:
             logger.debug("= open %s (vsn %s)", _redact(request.path), info.vsn)
+
+    def _watch_idle(self) -> None:
+        # One timer per connection, re-armed lazily: a frame only stores the
+        # time it arrived (PROTOCOL §9: the server idle timeout is 60 s).
+        timeout = self.server.idle_timeout
+        if timeout is None or self._lost or self._ws.state is not State.OPEN:
+            return
+        idle = self._loop.time() - self._last_data
+        if idle >= timeout:
+            logger.info("! no data for %.1f s, closing with 1002", idle)
+            self.close(CloseCode.PROTOCOL_ERROR)  # what Bandit sends on timeout
+            return
+        self._idle_timer = self._loop.call_later(timeout - idle, self._watch_idle)
 
     # --- outbound (Transport) -------------------------------------------------
 
@@ -425,6 +452,25 @@ class WebSocketConnection(asyncio.Protocol):
     def __repr__(self) -> str:
         path = self.info.path if self.info is not None else "?"
         return f"<WebSocketConnection {_redact(path)} state={self._ws.state.name}>"
+
+
+def _bandit_close_answer(data: bytes | bytearray | memoryview) -> int | None:
+    """The close code Bandit answers a client close frame with.
+
+    Bandit never echoes (transcripts fact 4, ``4001 "bye"`` gets ``1000 ""``):
+    it answers 1000, except 1002 for codes a client may not send (below 1000,
+    1004-1006, 1012-2999). ``None``: the frame is malformed and websockets
+    fails the connection with 1002 itself.
+    """
+    if len(data) == 0:
+        return CloseCode.NORMAL_CLOSURE
+    try:
+        code = Close.parse(data).code
+    except ProtocolError:
+        return None
+    if code < 1000 or 1004 <= code <= 1006 or 1012 <= code <= 2999:
+        return CloseCode.PROTOCOL_ERROR
+    return CloseCode.NORMAL_CLOSURE
 
 
 def _subprotocol_selector(
