@@ -441,3 +441,44 @@ async def test_channel_factory_that_raises_is_join_crashed():
                 "status": "error",
             }
             await heartbeat(ws)
+
+
+def test_public_names():
+    """The package exports exactly its documented API."""
+    import phoenix_channels.server as server
+
+    assert set(server.__all__) == {
+        "DEFAULT_MAX_MESSAGE_SIZE",
+        "Accepted",
+        "ChannelFactory",
+        "ChannelSocket",
+        "ConnectHook",
+        "ConnectInfo",
+        "ConnectionRecord",
+        "FrameRecorder",
+        "HttpHandler",
+        "HttpRequest",
+        "HttpResponse",
+        "NoReply",
+        "PresenceTracker",
+        "PubSub",
+        "RecordedFrame",
+        "Refused",
+        "Reply",
+        "Server",
+        "ServerChannel",
+        "Stop",
+        "TerminateReason",
+        "WebSocketConnection",
+        "accept",
+        "demo_server",
+        "error",
+        "noreply",
+        "ok",
+        "refuse",
+        "reply",
+        "serve_forever",
+        "stop",
+    }
+    for name in server.__all__:
+        assert getattr(server, name) is not None

@@ -39,6 +39,7 @@ Module layout:
 """
 
 from .channel import (
+    ChannelFactory,
     ChannelSocket,
     NoReply,
     Reply,
@@ -51,7 +52,7 @@ from .channel import (
     reply,
     stop,
 )
-from .connect import Accepted, ConnectInfo, Refused, accept, refuse
+from .connect import Accepted, ConnectHook, ConnectInfo, Refused, accept, refuse
 from .demo import demo_server, serve_forever
 from .http import HttpHandler, HttpRequest, HttpResponse
 from .presence import PresenceTracker
@@ -63,7 +64,9 @@ from .websocket import WebSocketConnection
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "Accepted",
+    "ChannelFactory",
     "ChannelSocket",
+    "ConnectHook",
     "ConnectInfo",
     "ConnectionRecord",
     "FrameRecorder",

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from .server import Server
 
 __all__ = [
+    "ChannelFactory",
     "ChannelSocket",
     "NoReply",
     "Reply",
