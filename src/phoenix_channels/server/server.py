@@ -1,0 +1,361 @@
+"""The server: one listening port, websocket and plain HTTP on it.
+
+Each TCP connection starts with a small protocol that buffers the request
+head. A ``GET`` of ``<mount>/websocket`` becomes a
+:class:`~.websocket.WebSocketConnection` (websockets' sans-I/O protocol,
+driven by hand); anything else becomes an :class:`~.http.HttpConnection`
+(h11), where :meth:`Server.route_http` can mount a long-poll handler later.
+One port can then serve both ``/socket/websocket`` and ``/socket/longpoll``.
+
+Usage::
+
+    async with Server({"room:*": RoomChannel}) as server:   # port 0: a free port
+        print(server.url)            # ws://127.0.0.1:PORT/socket
+        ...
+
+Every task the server makes (joins, channel mailboxes, HTTP handlers) is
+tracked, and :meth:`Server.stop` ends them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import h11
+
+from .channel import ChannelFactory
+from .connect import ConnectHook, accept_all
+from .http import HttpConnection, HttpHandler, HttpRequest, HttpResponse, not_found
+from .presence import PresenceTracker
+from .pubsub import PubSub
+from .recorder import FrameRecorder
+from .router import Router
+from .websocket import WebSocketConnection
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Server"]
+
+logger = logging.getLogger("phoenix_channels.server")
+
+#: Largest inbound websocket message; Bandit has no limit (transcripts fact 14).
+DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
+MAX_HEAD_SIZE = 64 * 1024
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
+class Server:
+    """A Phoenix-protocol server for the given channels.
+
+    Args:
+        channels: topic pattern (``"room:*"`` or an exact topic) to channel
+            class (or any zero-argument factory of a ``ServerChannel``).
+        host: interface to listen on.
+        port: port to listen on; ``0`` picks a free one (see :attr:`port`).
+        mount: the socket path; the websocket is at ``<mount>/websocket``.
+        connect: the connect hook (:mod:`.connect`); default accepts all.
+        max_channels: topics one connection may join; past that a join gets
+            error ``{"reason": "too many channels joined"}`` (Phoenix's
+            ``max_channels_per_transport``, default 100).
+        max_message_size: largest inbound message in bytes; a larger one
+            closes the websocket with 1009 (Bandit has no limit).
+        subprotocols: subprotocols the server may select; ``None`` (the
+            default, like Phoenix 1.7.24) never sends ``Sec-WebSocket-Protocol``.
+        record_frames: record every frame of every connection (:attr:`recorder`).
+        idle_timeout: seconds without any data from a websocket client
+            before the server closes it with 1002, as Bandit does with
+            Phoenix's ``timeout: 60_000`` (clients heartbeat every 30 s);
+            ``None`` never closes idle connections.
+        close_timeout: seconds a closing client gets before the TCP
+            connection is aborted, and that :meth:`stop` waits for clients.
+        backlog: listen backlog.
+    """
+
+    def __init__(
+        self,
+        channels: Mapping[str, ChannelFactory],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        mount: str = "/socket",
+        connect: ConnectHook | None = None,
+        max_channels: int = 100,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        subprotocols: Sequence[str] | None = None,
+        record_frames: bool = False,
+        idle_timeout: float | None = 60.0,
+        close_timeout: float = 2.0,
+        backlog: int = 1024,
+    ) -> None:
+        if not mount.startswith("/") or (len(mount) > 1 and mount.endswith("/")):
+            raise ValueError(f"mount must look like '/socket', got {mount!r}")
+        self.router = Router(channels)
+        self.host = host
+        self.port = port
+        self.mount = mount
+        self.connect_hook: ConnectHook = connect or accept_all
+        self.max_channels = max_channels
+        self.max_message_size = max_message_size
+        self.subprotocols: tuple[str, ...] = tuple(subprotocols or ())
+        self.idle_timeout = idle_timeout
+        self.close_timeout = close_timeout
+        self.backlog = backlog
+        self.pubsub = PubSub()
+        self.presence = PresenceTracker(self.pubsub)
+        self.recorder: FrameRecorder | None = FrameRecorder() if record_frames else None
+        #: Answer heartbeats; see :meth:`pause_heartbeats`.
+        self.heartbeats_enabled = True
+        self.websocket_path = mount.rstrip("/") + "/websocket"
+        self._http_routes: dict[str, HttpHandler] = {
+            self.websocket_path: _websocket_not_get
+        }
+        self._listener: asyncio.Server | None = None
+        self._tracked: set[asyncio.Protocol] = set()
+        self._open: dict[WebSocketConnection, None] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle: asyncio.Event | None = None
+        self._stopping = False
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening; afterwards :attr:`port` is the real port."""
+        if self._listener is not None:
+            raise RuntimeError("the server is already started")
+        loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+        self._listener = await loop.create_server(
+            lambda: _HeadSniffer(self), self.host, self.port, backlog=self.backlog
+        )
+        self.port = self._listener.sockets[0].getsockname()[1]
+        logger.info("= listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Close every connection (1001 "going away"), then the listener.
+
+        Clients get ``close_timeout`` seconds to answer the close frame;
+        stragglers are aborted. Every task the server made is cancelled.
+        """
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        self._stopping = True
+        listener.close()
+        for conn in list(self._tracked):
+            _shutdown(conn)
+        await self._wait_idle(self.close_timeout)
+        for conn in list(self._tracked):
+            _abort(conn)
+        await self._wait_idle(1.0)
+        if self._tasks:  # channel teardowns finish; anything else is cancelled
+            await asyncio.wait(set(self._tasks), timeout=self.close_timeout)
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await listener.wait_closed()
+        logger.info("= stopped")
+
+    async def serve_forever(self) -> None:
+        """Start if needed, serve until cancelled, then stop."""
+        if self._listener is None:
+            await self.start()
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _wait_idle(self, timeout: float) -> None:
+        if self._idle is None or self._idle.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    # --- addresses ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The socket endpoint a client is given, e.g. ``ws://127.0.0.1:4000/socket``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}{self.mount}"
+
+    @property
+    def websocket_url(self) -> str:
+        """The full websocket URL, e.g. ``ws://127.0.0.1:4000/socket/websocket``."""
+        return self.url + "/websocket"
+
+    # --- connections ----------------------------------------------------------
+
+    @property
+    def connections(self) -> list[WebSocketConnection]:
+        """Open websocket connections, oldest first."""
+        return list(self._open)
+
+    def broadcast(self, topic: str, event: str, payload: Any = None) -> int:
+        """Broadcast to every channel joined on ``topic`` (Endpoint.broadcast).
+
+        Returns:
+            How many channels it was delivered to.
+        """
+        return self.pubsub.broadcast(topic, event, {} if payload is None else payload)
+
+    def disconnect(self, id: str, code: int = 1001) -> int:
+        """Close every websocket whose connect hook gave it ``id``, as a
+        ``"disconnect"`` broadcast to the socket id does in Phoenix; 1001 makes
+        clients reconnect (PROTOCOL §9).
+
+        Returns:
+            How many connections were closed.
+        """
+        closed = 0
+        for conn in self.connections:
+            if conn.socket is not None and conn.socket.id == id:
+                conn.close(code)
+                closed += 1
+        return closed
+
+    def drop_connections(self) -> int:
+        """Abort every TCP connection without a close frame (a crash, as the
+        clients see it). The listener keeps accepting.
+
+        Returns:
+            How many connections were dropped.
+        """
+        conns = list(self._tracked)
+        for conn in conns:
+            _abort(conn)
+        return len(conns)
+
+    def pause_heartbeats(self) -> None:
+        """Stop answering heartbeats (clients will time out and reconnect)."""
+        self.heartbeats_enabled = False
+
+    def resume_heartbeats(self) -> None:
+        """Answer heartbeats again."""
+        self.heartbeats_enabled = True
+
+    # --- HTTP -----------------------------------------------------------------
+
+    def route_http(self, path: str, handler: HttpHandler) -> None:
+        """Serve plain HTTP requests for ``path`` (exact match) with ``handler``."""
+        self._http_routes[path] = handler
+
+    def http_handler(self, path: str) -> HttpHandler:
+        """The handler for ``path`` (``404`` when none is routed)."""
+        return self._http_routes.get(path, not_found)
+
+    # --- tasks ----------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` in a task the server tracks and cancels on stop."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("! server task failed", exc_info=task.exception())
+
+    # --- bookkeeping (called by the connection protocols) ---------------------
+
+    def _track(self, conn: asyncio.Protocol) -> None:
+        self._tracked.add(conn)
+        if self._idle is not None:
+            self._idle.clear()
+
+    def _replace(self, old: asyncio.Protocol, new: asyncio.Protocol) -> None:
+        self._tracked.discard(old)
+        self._tracked.add(new)
+
+    def _connection_opened(self, conn: WebSocketConnection) -> None:
+        self._open[conn] = None
+
+    def _connection_lost(self, conn: asyncio.Protocol) -> None:
+        self._tracked.discard(conn)
+        if isinstance(conn, WebSocketConnection):
+            self._open.pop(conn, None)
+        if not self._tracked and self._idle is not None:
+            self._idle.set()
+
+
+class _HeadSniffer(asyncio.Protocol):
+    """Buffers the request head, then hands the connection over for good."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self._buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.server._stopping:
+            transport.abort()
+            return
+        self.server._track(self)
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        buffer = self._buffer = self._buffer + data
+        if b"\r\n\r\n" not in buffer:
+            if len(buffer) > MAX_HEAD_SIZE:
+                transport.write(_HEAD_TOO_LARGE)
+                transport.close()
+            return
+        request_line = buffer.split(b"\r\n", 1)[0].split(b" ")
+        is_websocket = (
+            len(request_line) == 3
+            and request_line[0] == b"GET"
+            and urlsplit(request_line[1].decode("latin-1")).path
+            == self.server.websocket_path
+        )
+        new: WebSocketConnection | HttpConnection
+        if is_websocket:
+            new = WebSocketConnection(self.server, transport)
+        else:
+            new = HttpConnection(self.server, transport, h11.Connection(h11.SERVER))
+        self.server._replace(self, new)
+        transport.set_protocol(new)
+        new.data_received(buffer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._connection_lost(self)
+
+
+def _shutdown(conn: asyncio.Protocol) -> None:
+    if isinstance(conn, WebSocketConnection):
+        # 1001 "going away": clients reconnect (PROTOCOL §9).
+        conn.close(1001)
+    elif isinstance(conn, (HttpConnection, _HeadSniffer)) and conn.transport:
+        conn.transport.close()
+
+
+def _abort(conn: asyncio.Protocol) -> None:
+    if isinstance(conn, (WebSocketConnection, HttpConnection, _HeadSniffer)):
+        if conn.transport is not None:
+            conn.transport.abort()
+
+
+async def _websocket_not_get(request: HttpRequest) -> HttpResponse:
+    # Phoenix.Transports.WebSocket answers any other method with 400, empty body.
+    return HttpResponse(400)
