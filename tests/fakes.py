@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from phoenix_channels import Socket
+from phoenix_channels import Channel, Socket
 from phoenix_channels.transports.base import ConnectOptions, TransportListener
 
 
@@ -135,16 +135,24 @@ class MemoryTransport:
         return [json.loads(f) for f in self.sent if isinstance(f, str)]
 
 
+class LongPollMemoryTransport(MemoryTransport):
+    """A MemoryTransport that presents itself as long-poll (no heartbeat)."""
+
+    name = "LongPoll"
+    skip_heartbeat = True
+
+
 class Network:
     """Makes MemoryTransports for a socket and remembers them, newest last."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: type[MemoryTransport] = MemoryTransport) -> None:
+        self.kind = kind
         self.transports: list[MemoryTransport] = []
 
     def __call__(
         self, options: ConnectOptions, listener: TransportListener
     ) -> MemoryTransport:
-        transport = MemoryTransport(options, listener)
+        transport = self.kind(options, listener)
         self.transports.append(transport)
         return transport
 
@@ -152,12 +160,16 @@ class Network:
     def conn(self) -> MemoryTransport:
         return self.transports[-1]
 
+    def frames(self) -> list[Any]:
+        """Text frames sent over every transport so far, decoded, in order."""
+        return [frame for conn in self.transports for frame in conn.frames()]
+
 
 def make_socket(
     endpoint: str = "ws://example.com/socket", **options: Any
 ) -> tuple[Socket, FakeTimers, Network]:
     timers = options.pop("timers", None) or FakeTimers()
-    network = Network()
+    network = options.pop("network", None) or Network()
     options.setdefault("logger", logging.getLogger("phoenix_channels.test"))
     socket = Socket(endpoint, transport=network, timers=timers, **options)
     return socket, timers, network
@@ -186,3 +198,39 @@ def reply(
         "phx_reply",
         {"status": status, "response": {} if response is None else response},
     ]
+
+
+async def connect(socket: Socket, network: Network) -> MemoryTransport:
+    """``await socket.connect()``, with the (fake) server accepting at once."""
+    task = asyncio.ensure_future(socket.connect())
+    await asyncio.sleep(0)  # one loop step: connect() makes its transport
+    if not task.done():
+        network.conn.open()
+    await task
+    return network.conn
+
+
+def join_ok(
+    socket: Socket,
+    network: Network,
+    topic: str = "topic",
+    params: Any = None,
+    response: Any = None,
+) -> Channel:
+    """A channel joined over the open fake connection (join replied ok)."""
+    channel = socket.channel(topic, params)
+    channel.join()
+    ref = channel.join_ref
+    network.conn.receive(reply(ref, ref, topic, "ok", response))
+    assert channel.state == "joined"
+    return channel
+
+
+def events(conn: MemoryTransport, topic: str | None = None) -> list[str]:
+    """The events of the text frames sent on ``conn`` (for ``topic``)."""
+    return [f[3] for f in conn.frames() if topic is None or f[2] == topic]
+
+
+def channels_of(socket: Socket) -> list[Channel]:
+    """The channels the socket routes messages to, in creation order per topic."""
+    return [channel for chans in socket._channels.values() for channel in chans]

@@ -304,6 +304,8 @@ class Channel:
             self._log.debug("= close %s %s", self.topic, self.join_ref)
         self._transition(Trigger.CLOSE)
         self.socket._remove(self)
+        # No rejoin will come: whoever awaits the join gets its last outcome.
+        self._join_push._release()
 
     def _on_error(self, reason: Any) -> None:
         self._log.info("! %s errored: %r", self.topic, reason)
@@ -342,6 +344,8 @@ class Channel:
         self._rejoin_timer.reset()
         buffered, self._push_buffer = self._push_buffer, []
         for push in buffered:
+            if push._sent or push._status is not None:
+                continue  # resent meanwhile (its own attempt), or already ended
             try:
                 push.send()
             except Exception:

@@ -48,6 +48,7 @@ class Push:
     __slots__ = (
         "_attempts",
         "_hooks",
+        "_last",
         "_payload",
         "_ref",
         "_response",
@@ -81,6 +82,7 @@ class Push:
         self._sent = False
         self._waiters: list[asyncio.Future[Outcome]] | None = None
         self._attempts = 0
+        self._last: tuple[str, Any] | None = None  # outcome of the latest attempt
         #: loop time of the latest send, or None if never sent.
         self.sent_at: float | None = None
         #: seconds from the latest send to its terminal status, or None.
@@ -263,6 +265,7 @@ class Push:
             self._timer = None
         self._status = status
         self._response = response
+        self._last = (status, response)
         if self.sent_at is not None:
             self.duration = socket._timers.now() - self.sent_at
         if self._hooks:
@@ -284,6 +287,15 @@ class Push:
         if self._status is None and self._ref is not None:
             self._end(status, response, internal_hooks=False)
         self._reset()
+
+    def _release(self) -> None:
+        """No attempt will follow: awaiters waiting for one get the last outcome."""
+        if self._ref is None and self._waiters:
+            status, response = self._last or ("timeout", {})
+            waiters, self._waiters = self._waiters, None
+            for future in waiters:
+                if not future.done():
+                    future.set_result((status, response))
 
     def _reset(self) -> None:
         """Forget the current attempt (PROTOCOL §3.3); hooks stay."""

@@ -427,6 +427,8 @@ class Socket:
         self._state = new
 
     def _transport_connect(self) -> None:
+        if self._link is not None:
+            self._retire_link()
         self._close_was_clean = False
         self._debug = self._log.isEnabledFor(logging.DEBUG)
         url = self.endpoint_url()
@@ -533,6 +535,8 @@ class Socket:
                 self._schedule_reconnect()
             event = CloseEvent(code, reason, was_clean=code != 1006)
             self._run_callbacks("close", (event,))
+        elif link.opened:  # retired by a newer connection, now really closed
+            self._run_callbacks("close", (CloseEvent(code, reason, code != 1006),))
         for then in link.then:
             then()
 
@@ -557,13 +561,25 @@ class Socket:
         """Swap the transport for good and connect with it at once."""
         self._transport_factory = _transport_factory(transport)
         self.transport = transport
-        old = self._link
-        if old is not None:
-            self._link = None  # its close report is now stale
-            self._set(SocketTrigger.REPLACE)
-            if old.conn is not None:
-                old.conn.close(None, "")
         self._transport_connect()
+
+    def _retire_link(self) -> None:
+        """A new connection replaces the current one before its close came.
+
+        What its close would do for the channels happens now (they error, and
+        rejoin on the new connection's open); its late close report only
+        finishes its teardown and tells the close callbacks.
+        """
+        old = self._link
+        assert old is not None
+        self._link = None
+        self._set(SocketTrigger.REPLACE)
+        self._heartbeat.stop()
+        if old.opened:  # else nothing was lost: frames wait in the send buffer
+            self._trigger_chan_error("connection_closed")
+        if old.conn is not None and not old.closing:
+            old.closing = True
+            old.conn.close(None, "")
 
     def _probe(self, answered: Callable[[], None]) -> None:
         """Send a heartbeat; call ``answered`` when its reply comes."""

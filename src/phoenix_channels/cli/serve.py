@@ -18,6 +18,8 @@ async def run_serve(args: argparse.Namespace) -> int:
     try:
         await serve_forever(args.host, args.port, args.max_channels, ready=ready)
     except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+        )
         return 1
     return 0
