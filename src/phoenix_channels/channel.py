@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .callbacks import Callback, Registered, register
+from .errors import BufferFull
 from .message import PHX_CLOSE, PHX_ERROR, PHX_JOIN, PHX_LEAVE, PHX_REPLY
 from .push import Push, check_timeout
 from .serializer import check_binary_field
@@ -173,6 +174,7 @@ class Channel:
             )
         if timeout is not None:
             self._timeout = check_timeout(timeout)
+        self.socket._check_send_room()  # raise BufferFull before any change
         self._joined_once = True
         self._rejoin()
         return self._join_push
@@ -189,7 +191,12 @@ class Channel:
         leave_push = Push(self, PHX_LEAVE, {}, timeout)
         leave_push._add_hook("ok", register(self._on_left), internal=True)
         leave_push._add_hook("timeout", register(self._on_left), internal=True)
-        leave_push.send()
+        try:
+            leave_push.send()
+        except BufferFull:  # offline with a full buffer: still leave locally
+            self._log.warning(
+                "! %s: phx_leave not buffered (send buffer full)", self.topic
+            )
         if not self.can_push():  # always true now: PROTOCOL §4.5, §14.1
             leave_push._end("ok", {})
         return leave_push

@@ -6,7 +6,8 @@ The tree::
     ├── ConnectError                the first connection attempt failed
     ├── PushError                   a reply whose status is not "ok"
     │   └── JoinError               ... to a join: the server refused it
-    └── PushTimeout                 no reply in time (also a TimeoutError)
+    ├── PushTimeout                 no reply in time (also a TimeoutError)
+    └── BufferFull                  too much waiting to be sent (also a BufferError)
 
 Misuse of the API (pushing before ``join()``, joining twice, a negative
 timeout) raises the builtin ``RuntimeError``/``ValueError`` at the call, with a
@@ -21,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .push import Push
 
-__all__ = ["ConnectError", "JoinError", "PhoenixError", "PushError", "PushTimeout"]
+__all__ = [
+    "BufferFull",
+    "ConnectError",
+    "JoinError",
+    "PhoenixError",
+    "PushError",
+    "PushTimeout",
+]
 
 
 class PhoenixError(Exception):
@@ -78,6 +86,14 @@ class PushTimeout(PhoenixError, TimeoutError):
             f"within {self.push.timeout:g} s; raise the timeout or call "
             "push.resend()/push.retry()"
         )
+
+
+class BufferFull(PhoenixError, BufferError):
+    """Too many pushes or frames are waiting to be sent (offline, not joined).
+
+    Raised at the call, before anything is queued. The limits are the
+    Socket's ``max_buffered_pushes`` (per channel) and ``max_send_buffer``.
+    """
 
 
 def _short(value: Any, limit: int = 200) -> str:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .callbacks import Callback, Registered, invoke, register
 from .channel import Channel, ChannelState, Params
 from .endpoint import build_url, normalize_endpoint
-from .errors import ConnectError, PhoenixError
+from .errors import BufferFull, ConnectError, PhoenixError
 from .fallback import LongPollFallback
 from .heartbeat import Heartbeat
 from .message import (
@@ -172,6 +172,8 @@ class Socket:
         logger: logging.Logger | None = None,
         timers: Timers | None = None,
         max_frame_size: int | None = 2**24,
+        max_buffered_pushes: int = 10_000,
+        max_send_buffer: int = 10_000,
     ) -> None:
         self._endpoint = normalize_endpoint(endpoint)
         if params is not None and not callable(params):
@@ -207,6 +209,10 @@ class Socket:
             raise TypeError("ssl must be an ssl.SSLContext, True, False or None")
         self._ssl = ssl
         self._max_frame_size = max_frame_size
+        #: Pushes a channel holds until its join succeeds (phoenix.js: no limit).
+        self.max_buffered_pushes = max_buffered_pushes
+        #: Frames the socket holds while the connection is not open.
+        self.max_send_buffer = max_send_buffer
         self._log = logger or logging.getLogger("phoenix_channels")
         self._debug = self._log.isEnabledFor(logging.DEBUG)
         self._timers: Timers = timers or AsyncioTimers(self._on_callback_task_error)
@@ -397,14 +403,31 @@ class Socket:
         if self._state is SocketState.OPEN:
             self._link.conn.send(data)  # type: ignore[union-attr]
         else:
+            self._check_send_room()
             self._send_buffer.append(data)
+
+    def _check_send_room(self) -> None:
+        if len(self._send_buffer) >= self.max_send_buffer and not self.is_connected():
+            raise BufferFull(
+                f"{len(self._send_buffer)} frames already wait for the "
+                "connection to open (max_send_buffer); retry once connected"
+            )
 
     def _check_encodable(self, topic: str, event: str, payload: Any) -> None:
         """Raise now, at the call, for a payload that could not be sent later."""
         self._serializer.encode(Message("0", "0", topic, event, payload))
 
     def _check_buffer_room(self, channel: Channel) -> None:
-        """Hook for bounding buffered pushes (none yet)."""
+        """Bound a channel's push buffer: drop ended pushes, then refuse."""
+        buffer = channel._push_buffer
+        if len(buffer) < self.max_buffered_pushes:
+            return
+        buffer[:] = [push for push in buffer if push._status is None]
+        if len(buffer) >= self.max_buffered_pushes:
+            raise BufferFull(
+                f"{len(buffer)} pushes to {channel.topic!r} already wait for the "
+                f"join to succeed (max_buffered_pushes); await them or raise the limit"
+            )
 
     def _flush_send_buffer(self) -> None:
         if self._send_buffer and self._link is not None and self.is_connected():
