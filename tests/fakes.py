@@ -108,6 +108,9 @@ class MemoryTransport:
         if not self.closed:
             self.sent.append(data)
 
+    def abort(self) -> None:
+        self.server_close(1006, "")
+
     def close(self, code: int | None = None, reason: str = "") -> None:
         self.close_calls.append((code, reason))
         if self.auto_close:

@@ -493,9 +493,18 @@ class Socket:
         return params
 
     def _teardown(
-        self, code: int | None, reason: str, then: Callable[[], None]
+        self,
+        code: int | None,
+        reason: str,
+        then: Callable[[], None],
+        *,
+        grace: float = TEARDOWN_LIMIT,
     ) -> None:
-        """Close the current connection, then call ``then`` (bounded wait)."""
+        """Close the current connection, then call ``then``.
+
+        The transport gets ``grace`` seconds for a clean close; then it is
+        aborted and counted as closed (code 1006).
+        """
         link = self._link
         if link is None or link.conn is None:
             then()
@@ -506,10 +515,14 @@ class Socket:
         link.closing = True
         self._set(SocketTrigger.CLOSE)
         self._heartbeat.stop()
-        link.guard = self._timers.call_later(
-            TEARDOWN_LIMIT, lambda: link.transport_close(1006, "close timed out")
-        )
-        link.conn.close(code, reason)
+        conn = link.conn
+
+        def give_up() -> None:
+            conn.abort()
+            link.transport_close(1006, "close timed out")
+
+        link.guard = self._timers.call_later(grace, give_up)
+        conn.close(code, reason)
 
     def _on_conn_open(self, link: _Link) -> None:
         if link is not self._link or link.closing:
@@ -651,7 +664,11 @@ class Socket:
         self._log.warning("- heartbeat timeout. Attempting to re-establish connection")
         self._trigger_chan_error("heartbeat_timeout")
         self._close_was_clean = False
-        self._teardown(WS_CLOSE_NORMAL, "heartbeat timeout", self._schedule_reconnect)
+        # A connection that misses a heartbeat is presumed dead: no waiting
+        # for a closing handshake that cannot come.
+        self._teardown(
+            WS_CLOSE_NORMAL, "heartbeat timeout", self._schedule_reconnect, grace=0.0
+        )
 
     # -- inbound -------------------------------------------------------------
 

@@ -52,6 +52,10 @@ class Transport(Protocol):
 
     def close(self, code: int | None = None, reason: str = "") -> None: ...
 
+    def abort(self) -> None:
+        """Drop the connection now, with no closing handshake."""
+        ...
+
     @property
     def buffered_amount(self) -> int:
         """Bytes accepted by ``send`` but not yet handed to the network."""

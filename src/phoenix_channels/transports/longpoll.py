@@ -105,6 +105,9 @@ class LongPollTransport:
     def close(self, code: int | None = None, reason: str = "") -> None:
         self._finish(1005 if code is None else code, reason)
 
+    def abort(self) -> None:
+        self._finish(1006, "")
+
     @property
     def buffered_amount(self) -> int:
         return self._unsent

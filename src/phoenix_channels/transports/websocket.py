@@ -96,6 +96,11 @@ class WebSocketTransport(asyncio.Protocol):
             self._write_pending()
         self._arm_close_timer()
 
+    def abort(self) -> None:
+        if not self._opened:
+            self._open_task.cancel()
+        self._abort()
+
     @property
     def buffered_amount(self) -> int:
         transport = self._transport
