@@ -6,14 +6,32 @@ secrets; so is the auth token. They are replaced *before* formatting.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "is_secret", "redact_params", "redact_url"]
+__all__ = [
+    "REDACTED",
+    "SILENT_LOGGER",
+    "is_secret",
+    "redact_json_text",
+    "redact_params",
+    "redact_url",
+]
 
 REDACTED = "[REDACTED]"
 _SECRET_WORDS = ("token", "password", "secret")
+_SECRET_JSON_VALUE = re.compile(
+    r'("[^"\\]*(?:token|password|secret)[^"\\]*"\s*:\s*)"(?:[^"\\]|\\.)*"',
+    re.IGNORECASE,
+)
+
+#: For libraries that log what they send and receive at debug level
+#: (websockets logs handshake headers and request lines, which carry tokens):
+#: a logger outside the hierarchy that never emits.
+SILENT_LOGGER = logging.Logger("phoenix_channels.silent", logging.CRITICAL + 1)
 
 
 def is_secret(name: str) -> bool:
@@ -38,3 +56,8 @@ def redact_url(url: str) -> str:
         shown = REDACTED if is_secret(key) else quote(value, safe="")
         pairs.append(f"{quote(key, safe='[]')}={shown}")
     return urlunsplit(parts._replace(netloc=netloc, query="&".join(pairs)))
+
+
+def redact_json_text(text: str) -> str:
+    """JSON text with the string values of secret-named keys replaced."""
+    return _SECRET_JSON_VALUE.sub(rf'\1"{REDACTED}"', text)

@@ -459,6 +459,7 @@ def test_public_names():
         "HttpHandler",
         "HttpRequest",
         "HttpResponse",
+        "LongPollSession",
         "NoReply",
         "PresenceTracker",
         "PubSub",

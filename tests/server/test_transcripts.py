@@ -5,8 +5,8 @@ Each ``v1_*.json``/``v2_*.json`` of ``shared/phoenix-transcripts`` (copied to
 raw client. The replayer opens the same connections, sends the same frames,
 and demands the same frames back, byte for byte, after the file's
 ``normalize`` entries (presence ``phx_ref``/``online_at``), and the same close
-codes. ``lp_*`` (long-poll) transcripts are out of scope for the websocket
-server.
+codes. ``lp_*`` (long-poll) transcripts are replayed by
+``test_longpoll_transcripts.py``.
 
 Where a transcript shows that nothing arrived (a ``send`` directly followed
 by ``wait_ms``), the replayer does not sleep: it sends a barrier (an ``echo``
@@ -51,9 +51,10 @@ def test_every_websocket_transcript_is_replayed():
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no {SHARED} to compare with")
 def test_vendored_transcripts_match_the_shared_ones():
-    """tests/server/transcripts is an up-to-date copy of the shared folder."""
-    shared = {p.name: p.read_bytes() for p in SHARED.glob("v[12]_*.json")}
-    vendored = {p.name: p.read_bytes() for p in VENDORED.glob("v[12]_*.json")}
+    """tests/server/transcripts is an up-to-date copy of the shared folder
+    (websocket and long-poll transcripts alike)."""
+    shared = {p.name: p.read_bytes() for p in SHARED.glob("*.json")}
+    vendored = {p.name: p.read_bytes() for p in VENDORED.glob("*.json")}
     assert vendored == shared
 
 

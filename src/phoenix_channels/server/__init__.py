@@ -26,6 +26,9 @@ patterns to them, and run a :class:`Server`::
             print("listening on", server.url)   # ws://127.0.0.1:4000/socket
             await asyncio.Event().wait()
 
+The same port serves the long-poll transport at ``<mount>/longpoll``
+(``Server(longpoll_window=...)`` sets how long a poll is held).
+
 Module layout:
 
 - :mod:`.channel` handler API (``ServerChannel``, ``ChannelSocket``, results);
@@ -33,7 +36,8 @@ Module layout:
 - :mod:`.server` ``Server`` (listener, lifecycle, test helpers);
 - :mod:`.connection` Phoenix socket logic of one connection;
 - :mod:`.channel_server` a joined channel's mailbox and task;
-- :mod:`.websocket` / :mod:`.http` the transports; :mod:`.wire` the codec;
+- :mod:`.websocket` / :mod:`.longpoll` the transports, :mod:`.http` the
+  plain HTTP under long-poll; :mod:`.wire` the codec;
 - :mod:`.pubsub`, :mod:`.presence`, :mod:`.recorder`, :mod:`.router`;
 - :mod:`.demo` the demo channels (``demo_server``, ``serve_forever``).
 """
@@ -55,6 +59,7 @@ from .channel import (
 from .connect import Accepted, ConnectHook, ConnectInfo, Refused, accept, refuse
 from .demo import demo_server, serve_forever
 from .http import HttpHandler, HttpRequest, HttpResponse
+from .longpoll import LongPollSession
 from .presence import PresenceTracker
 from .pubsub import PubSub
 from .recorder import ConnectionRecord, FrameRecorder, RecordedFrame
@@ -73,6 +78,7 @@ __all__ = [
     "HttpHandler",
     "HttpRequest",
     "HttpResponse",
+    "LongPollSession",
     "NoReply",
     "PresenceTracker",
     "PubSub",

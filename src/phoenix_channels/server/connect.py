@@ -1,12 +1,14 @@
 """The connect hook: accept or refuse a connection before it upgrades.
 
 Like ``connect/3`` of a ``Phoenix.Socket``, the hook sees the connect params
-(the websocket query string, ``vsn`` included) and connection info, and
+(the query string, ``vsn`` included) and connection info, and
 returns :func:`accept` (optionally with assigns copied into every channel
 socket, and an ``id``) or :func:`refuse`. A refused websocket upgrade is
 answered ``HTTP/1.1 403 Forbidden`` with an empty body, as Phoenix does
-(transcript ``v2_token_bad_websocket``). The hook may be a plain function or
-a coroutine function; a plain one costs no task::
+(transcript ``v2_token_bad_websocket``); a refused long-poll session gets
+HTTP 200 with ``{"status":403}`` (``lp_v2_connect_refused_token_bad``). The
+hook may be a plain function or a coroutine function; a plain one costs no
+task::
 
     def connect(info: ConnectInfo) -> Accepted | Refused:
         if info.params.get("token") != "s3cret":
@@ -56,9 +58,11 @@ class ConnectInfo:
         headers: request headers, names lower-cased, repeated headers joined
             with ``", "``.
         path: the request target (path and query).
-        transport: ``"websocket"`` (``"longpoll"`` is reserved).
+        transport: ``"websocket"`` or ``"longpoll"``.
         peer: the client address (``getpeername()``), if known.
-        auth_token: the decoded phoenix.js ``authToken``, or ``None``.
+        auth_token: the phoenix.js ``authToken``, or ``None``: decoded from
+            ``Sec-WebSocket-Protocol``, or the ``X-Phoenix-AuthToken``
+            header of the long-poll GET that created the session.
         vsn: the negotiated serializer version, ``"1.0.0"`` or ``"2.0.0"``.
     """
 

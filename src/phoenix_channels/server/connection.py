@@ -1,8 +1,10 @@
 """The Phoenix socket of one connection: heartbeats, joins, leaves, routing.
 
 This is ``Phoenix.Socket`` (``__in__``/``handle_in``), transport-agnostic: a
-websocket feeds it whole messages with :meth:`SocketConnection.receive`, and
-it writes through a small :class:`Transport`. Long-poll can reuse it.
+websocket or a long-poll session feeds it whole messages with
+:meth:`SocketConnection.receive`, and it writes through a small
+:class:`Transport`. Long-poll acknowledges a POSTed frame only once the socket
+has handled it, joins included (:meth:`SocketConnection.settled`).
 
 Theory of operation. Inbound messages are handled strictly in order, one at a
 time, as the Phoenix socket process does (transcripts README, fact 11):
@@ -60,6 +62,8 @@ INTERNAL_ERROR = 1011
 UNMATCHED_TOPIC = {"reason": "unmatched topic"}
 TOO_MANY_CHANNELS = {"reason": "too many channels joined"}
 JOIN_CRASHED = {"reason": "join crashed"}
+#: Seconds between a channel crash and its phx_error (Phoenix's crash report).
+CRASH_REPORT_DELAY = 0.005
 
 
 class Transport(Protocol):
@@ -111,6 +115,7 @@ class SocketConnection:
         self._backlog: deque[str | bytes] = deque()
         self._held: list[str | bytes | PreparedFrame] | None = None
         self._join_task: asyncio.Task[None] | None = None
+        self._settled: asyncio.Future[None] | None = None
 
     # --- inbound --------------------------------------------------------------
 
@@ -122,6 +127,33 @@ class SocketConnection:
             self._backlog.append(data)
             return
         self._handle(data)
+
+    @property
+    def is_busy(self) -> bool:
+        """Whether received messages still wait for a join to finish."""
+        return self._open and (self._blocked or bool(self._backlog))
+
+    async def settled(self) -> None:
+        """Wait until every message received so far has been handled.
+
+        Phoenix's socket process handles a join before the next message, so
+        a long-poll POST is acknowledged only after its joins ran. Returns at
+        once when the connection is gone.
+        """
+        while self.is_busy:
+            if self._settled is None or self._settled.done():
+                self._settled = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._settled)
+
+    def fail(self) -> None:
+        """Treat an undecodable message: close with 1011 (fact 4)."""
+        logger.info("! undecodable frame, closing with 1011")
+        self._fail()
+
+    def _wake_settled(self) -> None:
+        settled, self._settled = self._settled, None
+        if settled is not None and not settled.done():
+            settled.set_result(None)
 
     def _handle(self, data: str | bytes) -> None:
         try:
@@ -267,6 +299,8 @@ class SocketConnection:
         backlog = self._backlog
         while backlog and not self._blocked and self._open:
             self._handle(backlog.popleft())
+        if not self.is_busy:
+            self._wake_settled()
 
     # --- outbound -------------------------------------------------------------
 
@@ -310,12 +344,23 @@ class SocketConnection:
         """A channel stopped or crashed by itself: ``phx_close`` or ``phx_error``.
 
         Both carry the join_ref of the join frame in both ref slots, ``{}`` as
-        payload (fact 3; v1 frames show it as ``ref``, fact 9).
+        payload (fact 3; v1 frames show it as ``ref``, fact 9). ``phx_error``
+        goes out :data:`CRASH_REPORT_DELAY` seconds later.
         """
         if process.detached:
             return
         self._detach(process)
-        self.emit(_control(PHX_CLOSE if clean else PHX_ERROR, process))
+        if clean:
+            self.emit(_control(PHX_CLOSE, process))
+        else:
+            # Phoenix sends phx_error when the crashed process is DOWN, which
+            # is after its crash report was written, milliseconds later:
+            # another channel stopped by the next frame of the same long-poll
+            # POST gets its reply and phx_close out first (transcript
+            # lp_v2_crash_and_stop).
+            asyncio.get_running_loop().call_later(
+                CRASH_REPORT_DELAY, self.emit, _control(PHX_ERROR, process)
+            )
 
     def _detach(self, process: ChannelProcess) -> None:
         """Forget a channel: unsubscribe it, then run its cleanups (presence
@@ -332,12 +377,14 @@ class SocketConnection:
         if self._open:
             self.transport.close(INTERNAL_ERROR, "")
             self._open = False
+            self._wake_settled()
 
     def transport_closed(self) -> None:
         """The transport is gone: end every channel (reason ``"closed"``)."""
         self._open = False
         self._backlog.clear()
         self._held = None
+        self._wake_settled()
         if self._join_task is not None:
             self._join_task.cancel()
         processes = list(self.channels.values())

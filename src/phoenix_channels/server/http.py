@@ -1,13 +1,14 @@
-"""Plain HTTP on the websocket's port, through h11: the seam for long-poll.
+"""Plain HTTP on the websocket's port, through h11: what long-poll runs on.
 
 Every request that is not a websocket upgrade of ``<mount>/websocket`` comes
 here. A handler is an ``async`` function from :class:`HttpRequest` to
 :class:`HttpResponse`, registered for an exact path with
 :meth:`Server.route_http`; unrouted paths get ``404`` with an empty body.
-``<mount>/longpoll`` is meant to be routed to a long-poll handler later: the
-request body is read whole (up to ``max_message_size``) before the handler
-runs, and a handler may take as long as it likes (a held poll), since each
-request runs in its own task. Keep-alive works as h11 allows.
+``<mount>/longpoll`` is routed to the long-poll transport (:mod:`.longpoll`):
+the request body is read whole before the handler runs (a body larger than
+``max_message_size`` is answered ``413`` and the connection closed), and a
+handler may take as long as it likes (a held poll), since each request runs
+in its own task. Keep-alive works as h11 allows.
 """
 
 from __future__ import annotations

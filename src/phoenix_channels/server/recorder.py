@@ -1,5 +1,9 @@
 """Frame recorder: every frame of every connection, in order, for tests.
 
+Long-poll sessions are recorded too, one record per session: each frame a
+POST carried is an ``"in"`` frame, each frame queued for a poll an ``"out"``
+frame (when it is queued, as a websocket frame is recorded when it is sent).
+
 Off by default (``Server(record_frames=True)`` turns it on); when off, each
 frame costs one ``is None`` test. Differential tests use it to compare what
 two clients sent for the same scenario::
@@ -24,7 +28,7 @@ Kind = Literal["text", "binary", "close"]
 
 @dataclass(frozen=True)
 class RecordedFrame:
-    """One websocket frame as it crossed the wire.
+    """One frame as it crossed the wire.
 
     Attributes:
         direction: ``"in"`` (client to server) or ``"out"``.
@@ -44,17 +48,20 @@ class RecordedFrame:
 
 @dataclass
 class ConnectionRecord:
-    """The frames of one websocket connection, oldest first.
+    """The frames of one connection (or long-poll session), oldest first.
 
     Attributes:
         index: position of the connection in :attr:`FrameRecorder.connections`.
-        path: the request target of the upgrade (path and query).
+        path: the request target of the upgrade, or of the long-poll GET
+            that created the session (path and query).
         frames: every recorded frame, in wire order.
+        transport: ``"websocket"`` or ``"longpoll"``.
     """
 
     index: int
     path: str
     frames: list[RecordedFrame] = field(default_factory=list)
+    transport: str = "websocket"
 
     def add(
         self,
@@ -85,9 +92,9 @@ class FrameRecorder:
     def __init__(self) -> None:
         self.connections: list[ConnectionRecord] = []
 
-    def open(self, path: str) -> ConnectionRecord:
+    def open(self, path: str, transport: str = "websocket") -> ConnectionRecord:
         """Start the record of a new connection."""
-        record = ConnectionRecord(len(self.connections), path)
+        record = ConnectionRecord(len(self.connections), path, transport=transport)
         self.connections.append(record)
         return record
 

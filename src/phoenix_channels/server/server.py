@@ -4,8 +4,9 @@ Each TCP connection starts with a small protocol that buffers the request
 head. A ``GET`` of ``<mount>/websocket`` becomes a
 :class:`~.websocket.WebSocketConnection` (websockets' sans-I/O protocol,
 driven by hand); anything else becomes an :class:`~.http.HttpConnection`
-(h11), where :meth:`Server.route_http` can mount a long-poll handler later.
-One port can then serve both ``/socket/websocket`` and ``/socket/longpoll``.
+(h11), whose ``<mount>/longpoll`` route is the long-poll transport
+(:mod:`.longpoll`). One port serves both ``/socket/websocket`` and
+``/socket/longpoll``.
 
 Usage::
 
@@ -30,6 +31,12 @@ import h11
 from .channel import ChannelFactory
 from .connect import ConnectHook, accept_all
 from .http import HttpConnection, HttpHandler, HttpRequest, HttpResponse, not_found
+from .longpoll import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_WINDOW,
+    LongPollEndpoint,
+    LongPollSession,
+)
 from .presence import PresenceTracker
 from .pubsub import PubSub
 from .recorder import FrameRecorder
@@ -74,6 +81,12 @@ class Server:
         close_timeout: seconds a closing client gets before the TCP
             connection is aborted, and that :meth:`stop` waits for clients.
         backlog: listen backlog.
+        longpoll: serve the long-poll transport at ``<mount>/longpoll``.
+        longpoll_window: seconds a long-poll GET is held when nothing is
+            queued (Phoenix's ``window_ms``, 10 s); a session ends after 1.5
+            windows without a poll.
+        longpoll_max_queue: frames that may wait for a poll; past that the
+            session is dropped with a logged warning (Phoenix has no limit).
     """
 
     def __init__(
@@ -91,9 +104,18 @@ class Server:
         idle_timeout: float | None = 60.0,
         close_timeout: float = 2.0,
         backlog: int = 1024,
+        longpoll: bool = True,
+        longpoll_window: float = DEFAULT_WINDOW,
+        longpoll_max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         if not mount.startswith("/") or (len(mount) > 1 and mount.endswith("/")):
             raise ValueError(f"mount must look like '/socket', got {mount!r}")
+        if longpoll_window <= 0:
+            raise ValueError(f"longpoll_window must be > 0, got {longpoll_window!r}")
+        if longpoll_max_queue < 1:
+            raise ValueError(
+                f"longpoll_max_queue must be >= 1, got {longpoll_max_queue!r}"
+            )
         self.router = Router(channels)
         self.host = host
         self.port = port
@@ -105,15 +127,22 @@ class Server:
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.backlog = backlog
+        self.longpoll_window = longpoll_window
+        self.longpoll_max_queue = longpoll_max_queue
         self.pubsub = PubSub()
         self.presence = PresenceTracker(self.pubsub)
         self.recorder: FrameRecorder | None = FrameRecorder() if record_frames else None
         #: Answer heartbeats; see :meth:`pause_heartbeats`.
         self.heartbeats_enabled = True
         self.websocket_path = mount.rstrip("/") + "/websocket"
+        self.longpoll_path = mount.rstrip("/") + "/longpoll"
         self._http_routes: dict[str, HttpHandler] = {
             self.websocket_path: _websocket_not_get
         }
+        #: The long-poll transport and its sessions.
+        self.longpoll = LongPollEndpoint(self)
+        if longpoll:
+            self._http_routes[self.longpoll_path] = self.longpoll.handle
         self._listener: asyncio.Server | None = None
         self._tracked: set[asyncio.Protocol] = set()
         self._open: dict[WebSocketConnection, None] = {}
@@ -141,13 +170,15 @@ class Server:
         """Close every connection (1001 "going away"), then the listener.
 
         Clients get ``close_timeout`` seconds to answer the close frame;
-        stragglers are aborted. Every task the server made is cancelled.
+        stragglers are aborted. Long-poll sessions end at once, and so do
+        the requests they hold. Every task the server made is cancelled.
         """
         listener, self._listener = self._listener, None
         if listener is None:
             return
         self._stopping = True
         listener.close()
+        self.longpoll.close_all()
         for conn in list(self._tracked):
             _shutdown(conn)
         await self._wait_idle(self.close_timeout)
@@ -201,12 +232,23 @@ class Server:
         """The full websocket URL, e.g. ``ws://127.0.0.1:4000/socket/websocket``."""
         return self.url + "/websocket"
 
+    @property
+    def longpoll_url(self) -> str:
+        """The long-poll URL, e.g. ``http://127.0.0.1:4000/socket/longpoll``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.longpoll_path}"
+
     # --- connections ----------------------------------------------------------
 
     @property
     def connections(self) -> list[WebSocketConnection]:
         """Open websocket connections, oldest first."""
         return list(self._open)
+
+    @property
+    def longpoll_sessions(self) -> list[LongPollSession]:
+        """Live long-poll sessions (not ending), oldest first."""
+        return [s for s in self.longpoll.sessions.values() if not s.closed]
 
     def broadcast(self, topic: str, event: str, payload: Any = None) -> int:
         """Broadcast to every channel joined on ``topic`` (Endpoint.broadcast).
@@ -219,15 +261,20 @@ class Server:
     def disconnect(self, id: str, code: int = 1001) -> int:
         """Close every websocket whose connect hook gave it ``id``, as a
         ``"disconnect"`` broadcast to the socket id does in Phoenix; 1001 makes
-        clients reconnect (PROTOCOL §9).
+        clients reconnect (PROTOCOL §9). Long-poll sessions with that ``id``
+        end; their clients find out at their next poll (a new session).
 
         Returns:
-            How many connections were closed.
+            How many connections (and sessions) were closed.
         """
         closed = 0
         for conn in self.connections:
             if conn.socket is not None and conn.socket.id == id:
                 conn.close(code)
+                closed += 1
+        for session in self.longpoll_sessions:
+            if session.socket.id == id:
+                session.close(code)
                 closed += 1
         return closed
 

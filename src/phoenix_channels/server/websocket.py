@@ -43,6 +43,7 @@ from websockets.protocol import Event, State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from ..redact import SILENT_LOGGER, redact_json_text
 from .connect import (
     Accepted,
     ConnectInfo,
@@ -114,6 +115,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.record: ConnectionRecord | None = None
         self.info: ConnectInfo | None = None
         self._ws = _PhoenixServerProtocol(
+            logger=SILENT_LOGGER,  # it would log request lines: query tokens
             max_size=server.max_message_size,
             select_subprotocol=_subprotocol_selector(server.subprotocols),
         )
@@ -490,7 +492,7 @@ def _subprotocol_selector(
 
 
 def _preview(data: str | bytes, limit: int = 200) -> str:
-    text = data if isinstance(data, str) else data.hex()
+    text = redact_json_text(data) if isinstance(data, str) else data.hex()
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
