@@ -109,6 +109,8 @@ async def test_handshake_410_opens_and_later_requests_carry_the_token() -> None:
     await asyncio.wait_for(_until(lambda: len(peer.gets) == 2), WAIT)
     assert str(peer.gets[0].url) == "http://example.com/socket/longpoll?vsn=2.0.0"
     assert str(peer.gets[1].url).endswith("?vsn=2.0.0&token=T1")
+    assert "x-phoenix-longpoll-token" not in peer.gets[0].headers
+    assert peer.gets[1].headers["x-phoenix-longpoll-token"] == "T1"
     transport.close(1000, "")
 
 
@@ -220,6 +222,8 @@ async def test_sends_in_one_tick_are_one_ndjson_post() -> None:
     assert post.content == b"a\nb\nc"
     assert post.headers["content-type"] == "application/x-ndjson"
     assert str(post.url).endswith("token=T1")
+    assert post.headers["x-phoenix-longpoll-token"] == "T1"
+    assert "x-phoenix-authtoken" not in post.headers
     transport.close(1000, "")
 
 

@@ -74,6 +74,9 @@ TRANSITIONS: dict[tuple[ChannelState, Trigger], ChannelState] = {
 }
 
 
+_CONTROL_EVENTS = frozenset((PHX_CLOSE, PHX_ERROR))
+
+
 class IllegalTransition(RuntimeError):
     """A trigger that the channel's current state does not allow."""
 
@@ -265,13 +268,21 @@ class Channel:
 
     # -- inbound (called by the socket) ------------------------------------
 
-    def _is_member(self, join_ref: str | None) -> bool:
-        """PROTOCOL §4.8: drop a message tagged with another join's ref."""
-        if join_ref and join_ref != self._join_push._ref:
-            if self.socket._debug:
-                self._log.debug("< %s: dropping outdated message", self.topic)
-            return False
-        return True
+    def _is_member(self, join_ref: str | None, ref: str | None, event: str) -> bool:
+        """PROTOCOL §4.8: drop a message tagged with another join's ref.
+
+        vsn 1.0.0 frames carry no join_ref, but the server puts the join's ref
+        in the ``ref`` of ``phx_close``/``phx_error`` (transcripts README fact
+        9), which is all there is to tell an old join's close from ours.
+        """
+        own = self._join_push._ref
+        if join_ref:
+            stale = join_ref != own
+        else:
+            stale = bool(ref) and ref != own and event in _CONTROL_EVENTS
+        if stale and self.socket._debug:
+            self._log.debug("< %s: dropping outdated %s", self.topic, event)
+        return not stale
 
     def _trigger(
         self, event: str, payload: Any, ref: str | None, join_ref: str | None

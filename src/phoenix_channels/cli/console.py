@@ -11,7 +11,10 @@ Output, one line each, so a script can read it::
     reply TOPIC EVENT STATUS RESPONSE
     message TOPIC EVENT PAYLOAD          (pushes and broadcasts from the server)
 
-At the end of input the console waits for the replies still due, then exits.
+``JSON`` is the rest of the line, as typed (or in single quotes, as in a
+shell). ``leave`` first waits for the
+replies due on that topic, and at the end of input the console waits for
+every reply still due (each bounded by the push timeout), then exits.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shlex
 import sys
 import threading
 from typing import Any
 
 from ..channel import Channel
-from ..errors import ConnectError
+from ..errors import ConnectError, PhoenixError
 from ..message import HEARTBEAT_TOPIC, PHX_REPLY, Message
+from ..push import Push
 from ..socket import Socket
 from .options import make_socket, parse_json, parse_pairs
 
@@ -60,36 +63,41 @@ class Console:
         self.socket = socket
         self.join_params = join_params
         self.channels: dict[str, Channel] = {}
+        self.pushes: dict[str, list[Push]] = {}
         socket.on_message(self._on_message)
 
     async def run(self, lines: asyncio.Queue[str | None]) -> None:
         while (line := await lines.get()) is not None:
             try:
-                if not self.execute(line):
+                if not await self.execute(line):
                     break
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr, flush=True)
-        await self._drain()
+        for topic in list(self.pushes):
+            await self._drain(topic)
 
-    def execute(self, line: str) -> bool:
+    async def execute(self, line: str) -> bool:
         """Run one command line; False means quit."""
-        words = shlex.split(line, posix=True) if line.strip() else []
-        if not words:
+        command, _, rest = line.strip().partition(" ")
+        if not command:
             return True
-        command, rest = words[0], words[1:]
         if command in ("quit", "exit"):
             return False
         if command == "help":
             print(HELP, flush=True)
-        elif command == "join" and 1 <= len(rest) <= 2:
-            self._join(rest[0], _object(rest[1]) if len(rest) == 2 else {})
-        elif command == "push" and 2 <= len(rest) <= 3:
-            payload = _object(rest[2]) if len(rest) == 3 else {}
-            self._push(rest[0], rest[1], payload)
-        elif command == "leave" and len(rest) == 1:
-            self._channel(rest[0]).leave()
-            del self.channels[rest[0]]
-            _out("left", rest[0])
+        elif command == "join" and rest:
+            topic, _, params = rest.strip().partition(" ")
+            self._join(topic, _object(params) if params.strip() else {})
+        elif command == "push" and len(rest.split(maxsplit=1)) == 2:
+            topic, event, *payload = rest.split(maxsplit=2)
+            self._push(topic, event, _object(payload[0]) if payload else {})
+        elif command == "leave" and len(rest.split()) == 1:
+            topic = rest.strip()
+            channel = self._channel(topic)
+            await self._drain(topic)
+            channel.leave()
+            del self.channels[topic]
+            _out("left", topic)
         else:
             raise ValueError(f"cannot read {line.strip()!r}; {HELP}")
         return True
@@ -99,12 +107,19 @@ class Console:
             raise ValueError(f"already joined {topic}; leave it first")
         channel = self.socket.channel(topic, {**self.join_params, **params})
         self.channels[topic] = channel
-        channel.join().receive("ok", lambda r: _out("joined", topic, r)).receive(
-            "error", lambda r: _out("join error", topic, r)
-        ).receive("timeout", lambda: _out("join timeout", topic))
+
+        def report(status: str, response: Any) -> None:
+            if channel.state != "closed":  # a join left meanwhile is not news
+                _out({"ok": "joined"}.get(status, f"join {status}"), topic, response)
+
+        join = channel.join()
+        self.pushes.setdefault(topic, []).append(join)
+        for status in ("ok", "error", "timeout"):
+            join.receive(status, lambda r, s=status: report(s, r))
 
     def _push(self, topic: str, event: str, payload: dict[str, Any]) -> None:
         push = self._channel(topic).push(event, payload)
+        self.pushes.setdefault(topic, []).append(push)
         for status in ("ok", "error", "timeout"):
             push.receive(status, lambda r, s=status: _out("reply", topic, event, s, r))
 
@@ -122,16 +137,19 @@ class Console:
         else:
             _out("message", msg.topic, msg.event, msg.payload)
 
-    async def _drain(self) -> None:
-        """Wait (bounded) for the replies still due."""
-        for push in self.socket.pending_pushes():
+    async def _drain(self, topic: str) -> None:
+        """Wait for the replies due on ``topic``; each push ends by its timeout."""
+        for push in self.pushes.pop(topic, []):
             try:
-                await asyncio.wait_for(push, self.socket.timeout + 1)
-            except Exception:
+                await push
+            except PhoenixError:
                 pass  # its outcome was printed by its receive hooks
 
 
 def _object(text: str) -> dict[str, Any]:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1]  # quoted as in a shell: '{"a": 1}'
     value = parse_json(text)
     if not isinstance(value, dict):
         raise ValueError(f"payload must be a JSON object, got {text!r}")

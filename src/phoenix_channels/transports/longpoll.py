@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import ssl as ssl_module
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +33,7 @@ import httpx
 
 from ..errors import PhoenixError
 from ..message import AUTH_TOKEN_PREFIX
+from ..redact import redact_url
 from .base import ConnectOptions, Frame, TransportListener
 
 __all__ = ["LongPollError", "LongPollTransport", "poll_endpoint"]
@@ -39,6 +41,23 @@ __all__ = ["LongPollError", "LongPollTransport", "poll_endpoint"]
 MAX_BATCH = 100
 #: Seconds a poll may take: twice the server's 10 s window, as phoenix.js.
 DEFAULT_POLL_TIMEOUT = 20.0
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs every request URL at INFO; ours carry tokens in the query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, httpx.URL) for a in record.args
+        ):
+            record.args = tuple(
+                redact_url(str(a)) if isinstance(a, httpx.URL) else a
+                for a in record.args
+            )
+        return True
+
+
+_HTTPX_FILTER = _RedactUrls()
 
 
 class LongPollError(PhoenixError):
@@ -68,15 +87,19 @@ class LongPollTransport:
             options.extra.get("poll_timeout", DEFAULT_POLL_TIMEOUT)  # type: ignore[arg-type]
         )
         self._ndjson = options.extra.get("vsn", "2.0.0") != "1.0.0"
-        headers = {"Accept": "application/json", **options.headers}
+        # X-Phoenix-AuthToken goes on polls only, as phoenix.js sends it (§8.3).
+        self._poll_headers = {"Accept": "application/json"}
         auth_token = _auth_token(options.protocols)
         if auth_token is not None:
-            headers["X-Phoenix-AuthToken"] = auth_token
+            self._poll_headers["X-Phoenix-AuthToken"] = auth_token
         self._client = httpx.AsyncClient(
-            headers=headers,
+            headers=dict(options.headers),
             verify=_verify(options),
             transport=options.extra.get("http_transport"),  # type: ignore[arg-type]
         )
+        httpx_logger = logging.getLogger("httpx")
+        if _HTTPX_FILTER not in httpx_logger.filters:
+            httpx_logger.addFilter(_HTTPX_FILTER)
         self._loop = asyncio.get_running_loop()
         self._token: str | None = None
         self._state = "connecting"
@@ -122,7 +145,11 @@ class LongPollTransport:
                 else self._poll_timeout
             )
             try:
-                response = await self._client.get(self._url(), timeout=timeout)
+                response = await self._client.get(
+                    self._url(),
+                    headers=self._with_token(self._poll_headers),
+                    timeout=timeout,
+                )
                 body = _json_body(response)
             except httpx.TimeoutException:
                 self._fail(1005, "timeout", TimeoutError(self._timeout_text(timeout)))
@@ -208,7 +235,7 @@ class LongPollTransport:
                 response = await self._client.post(
                     self._url(),
                     content=body.encode(),
-                    headers={"Content-Type": content_type},
+                    headers=self._with_token({"Content-Type": content_type}),
                     timeout=self._poll_timeout,
                 )
                 status = _json_body(response)
@@ -237,6 +264,12 @@ class LongPollTransport:
             return self._endpoint
         separator = "&" if "?" in self._endpoint else "?"
         return f"{self._endpoint}{separator}token={self._token}"
+
+    def _with_token(self, headers: dict[str, str]) -> dict[str, str]:
+        """The session token as a header too, as phoenix.js 1.9 sends it."""
+        if self._token is None:
+            return headers
+        return {**headers, "X-Phoenix-Longpoll-Token": self._token}
 
     def _timeout_text(self, timeout: float) -> str:
         return f"no long-poll answer from {self._safe_endpoint} within {timeout:g} s"

@@ -10,7 +10,6 @@ keeps a Phoenix round trip as cheap as a raw websockets loop, or cheaper.
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl as ssl_module
 from typing import Any
 
@@ -23,6 +22,7 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from ..errors import PhoenixError
+from ..redact import SILENT_LOGGER
 from .base import ConnectOptions, Frame as Data, TransportListener
 
 __all__ = ["WebSocketTransport"]
@@ -30,9 +30,6 @@ __all__ = ["WebSocketTransport"]
 #: Seconds to wait for the server to finish the closing handshake.
 CLOSE_TIMEOUT = 2.0
 
-# websockets' protocol logs handshake headers at debug level, and those carry
-# the auth token: give it a logger that never emits.
-_SILENT = logging.Logger("phoenix_channels.silent", logging.CRITICAL + 1)
 
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 
@@ -58,7 +55,7 @@ class WebSocketTransport(asyncio.Protocol):
             if options.protocols
             else None,
             max_size=options.max_size,
-            logger=_SILENT,
+            logger=SILENT_LOGGER,  # it would log handshake headers: tokens
         )
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
