@@ -243,6 +243,15 @@ class Session:
         self.pushes: list[Tracked] = []
         self.joins: list[tuple[str, list[str]]] = []  # (topic, join outcomes)
         self.opened: set[int] = {id(self.network.conn)}
+        self.made: list[Any] = []  # every frame the client encoded, sent or not
+        encode = self.socket._serializer.encode
+
+        def recording_encode(msg: Any) -> Any:
+            data = encode(msg)
+            self.made.append(json.loads(data))
+            return data
+
+        self.socket._serializer.encode = recording_encode  # type: ignore[method-assign]
         self.new_channel()
 
     def close(self) -> None:
@@ -259,9 +268,9 @@ class Session:
         self.joins.append((topic, outcomes))
 
     def client_frames(self) -> list[Any]:
-        """Every text frame the client sent or still has buffered, in order."""
-        buffered = [json.loads(f) for f in self.socket._send_buffer]
-        return self.network.frames() + buffered
+        """Every frame the client made, in order: sent, buffered, or dropped from
+        the send buffer as outdated once the connection opened."""
+        return self.made
 
     def server_says(self, frame: list[Any]) -> None:
         """The server sends ``frame``, if the connection is open."""

@@ -143,7 +143,7 @@ class Push:
         try:
             socket._push(
                 self.channel.topic, self.event, self.payload, self._ref,
-                self.channel.join_ref,
+                self.channel.join_ref, self.channel,
             )  # fmt: skip
         except BaseException:
             self._reset()

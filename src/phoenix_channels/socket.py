@@ -9,9 +9,10 @@ the one ref counter, the send buffer, the heartbeat and reconnection:
 - Frames pushed while the transport is not open wait in the send buffer and
   go out on open, before the open callbacks run (so a stale join or leave
   goes first, PROTOCOL §5.6).
-- A close that was not asked for (code other than 1000) schedules a
-  reconnect on ``reconnect_after``; on open, errored channels rejoin. Every
-  close errors the joined/joining channels, so they rejoin on the next open.
+- A close that was not asked for, whatever its code, schedules a reconnect
+  on ``reconnect_after`` (phoenix.js 1.8.16); on open, errored channels
+  rejoin. Every close errors the joined/joining channels, so they rejoin on
+  the next open; frames buffered for an earlier join are dropped then.
 - Inbound frames are routed by topic through a dict (O(1) in the number of
   channels; phoenix.js scans them all) and replies by ref.
 - The first connection attempt made by ``connect()`` raises ConnectError and
@@ -43,6 +44,7 @@ from .message import (
     HEARTBEAT_EVENT,
     HEARTBEAT_TOPIC,
     PHX_ERROR,
+    PHX_LEAVE,
     WS_CLOSE_NORMAL,
     Message,
     default_reconnect_after,
@@ -93,6 +95,21 @@ TRANSITIONS: dict[tuple[SocketState, SocketTrigger], SocketState] = {
     (_S.CLOSING, _T.CLOSED): _S.CLOSED,
     **{(state, _T.REPLACE): _S.CLOSED for state in SocketState},
 }
+
+
+class _Buffered(NamedTuple):
+    """A frame waiting in the send buffer, with the join it was made for."""
+
+    data: Frame
+    channel: Channel | None
+    join_ref: str | None
+
+
+def _outdated(join_ref: str | None, channel: Channel | None) -> bool:
+    """Made for an earlier join of its channel, or the channel closed since."""
+    return channel is not None and (
+        join_ref != channel.join_ref or channel._state is ChannelState.CLOSED
+    )
 
 
 class CloseEvent(NamedTuple):
@@ -222,7 +239,7 @@ class Socket:
         self._ref = 0
         self._channels: dict[str, list[Channel]] = {}
         self._in_flight: dict[str, Push] = {}
-        self._send_buffer: list[Frame] = []
+        self._send_buffer: list[_Buffered] = []
         self._callbacks: dict[str, dict[str, Registered]] = {
             "open": {},
             "close": {},
@@ -287,8 +304,8 @@ class Socket:
             return
         future = self._timers.create_future()
         self._connect_waiters.append(future)
-        if self._link is None or self._disconnecting:
-            self._reconnect_timer.cancel()  # connect now instead of on the backoff
+        healing = self._link is None and self._reconnect_timer.is_scheduled
+        if (self._link is None and not healing) or self._disconnecting:
             self._transport_connect()
             if self._fallback is not None:
                 self._fallback.arm()
@@ -396,15 +413,18 @@ class Socket:
         payload: Any,
         ref: str | None,
         join_ref: str | None,
+        channel: Channel | None = None,
     ) -> None:
         data = self._serializer.encode(Message(join_ref, ref, topic, event, payload))
         if self._debug:
             self._log.debug("> %s %s (%s, %s)", topic, event, join_ref, ref)
         if self._state is SocketState.OPEN:
-            self._link.conn.send(data)  # type: ignore[union-attr]
+            # A leave still goes out after its channel closed locally (§4.5).
+            if event == PHX_LEAVE or not _outdated(join_ref, channel):
+                self._link.conn.send(data)  # type: ignore[union-attr]
         else:
             self._check_send_room()
-            self._send_buffer.append(data)
+            self._send_buffer.append(_Buffered(data, channel, join_ref))
 
     def _check_send_room(self) -> None:
         if len(self._send_buffer) >= self.max_send_buffer and not self.is_connected():
@@ -430,11 +450,15 @@ class Socket:
             )
 
     def _flush_send_buffer(self) -> None:
+        """Send what waited for the connection, except frames that no longer
+        concern their channel (an earlier join's, or a closed channel's), as
+        phoenix.js 1.8.16 does: the channel's rejoin supersedes them."""
         if self._send_buffer and self._link is not None and self.is_connected():
             buffered, self._send_buffer = self._send_buffer, []
             send = self._link.conn.send  # type: ignore[union-attr]
-            for data in buffered:
-                send(data)
+            for data, channel, join_ref in buffered:
+                if not _outdated(join_ref, channel):
+                    send(data)
 
     # -- connection lifecycle ----------------------------------------------
 
@@ -517,9 +541,9 @@ class Socket:
         self._heartbeat.stop()
         conn = link.conn
 
-        def give_up() -> None:
+        def give_up() -> None:  # report the close we asked for, as phoenix.js
             conn.abort()
-            link.transport_close(1006, "close timed out")
+            link.transport_close(1005 if code is None else code, reason)
 
         link.guard = self._timers.call_later(grace, give_up)
         conn.close(code, reason)
@@ -567,12 +591,13 @@ class Socket:
             self._heartbeat.stop()
             if not link.opened:
                 self._fail_connect_waiters(link, code, reason)
-            if not self._close_was_clean and code != WS_CLOSE_NORMAL:
+            # phoenix.js 1.8.16: any close we did not ask for reconnects, whatever
+            # its code (servers and proxies close with 1000 too); a close we
+            # asked for is followed up by the code that asked for it.
+            if not self._close_was_clean and not link.closing:
                 self._schedule_reconnect()
             event = CloseEvent(code, reason, was_clean=code != 1006)
             self._run_callbacks("close", (event,))
-        elif link.opened:  # retired by a newer connection, now really closed
-            self._run_callbacks("close", (CloseEvent(code, reason, code != 1006),))
         for then in link.then:
             then()
 
@@ -690,7 +715,7 @@ class Socket:
         channels = self._channels.get(topic)
         if channels:
             for channel in channels if len(channels) == 1 else tuple(channels):
-                if channel._is_member(join_ref):
+                if channel._is_member(join_ref, ref, event):
                     self._guarded(channel._trigger, event, payload, ref, join_ref)
         if self._callbacks["message"]:
             self._run_callbacks("message", (msg,))

@@ -1,0 +1,3 @@
+"""The conformance suite's node_modules holds no tests of ours."""
+
+collect_ignore = ["node_modules"]
