@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as ssl_module
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,6 +88,7 @@ class Server:
             windows without a poll.
         longpoll_max_queue: frames that may wait for a poll; past that the
             session is dropped with a logged warning (Phoenix has no limit).
+        ssl: serve TLS (``wss://``/``https://``) with this context.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Server:
         longpoll: bool = True,
         longpoll_window: float = DEFAULT_WINDOW,
         longpoll_max_queue: int = DEFAULT_MAX_QUEUE,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         if not mount.startswith("/") or (len(mount) > 1 and mount.endswith("/")):
             raise ValueError(f"mount must look like '/socket', got {mount!r}")
@@ -127,6 +130,7 @@ class Server:
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.backlog = backlog
+        self.ssl = ssl
         self.longpoll_window = longpoll_window
         self.longpoll_max_queue = longpoll_max_queue
         self.pubsub = PubSub()
@@ -161,7 +165,11 @@ class Server:
         self._idle.set()
         self._stopping = False
         self._listener = await loop.create_server(
-            lambda: _HeadSniffer(self), self.host, self.port, backlog=self.backlog
+            lambda: _HeadSniffer(self),
+            self.host,
+            self.port,
+            backlog=self.backlog,
+            ssl=self.ssl,
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         logger.info("= listening on %s", self.url)
@@ -225,7 +233,8 @@ class Server:
     def url(self) -> str:
         """The socket endpoint a client is given, e.g. ``ws://127.0.0.1:4000/socket``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}{self.mount}"
+        scheme = "wss" if self.ssl is not None else "ws"
+        return f"{scheme}://{host}:{self.port}{self.mount}"
 
     @property
     def websocket_url(self) -> str:
@@ -236,7 +245,8 @@ class Server:
     def longpoll_url(self) -> str:
         """The long-poll URL, e.g. ``http://127.0.0.1:4000/socket/longpoll``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{self.longpoll_path}"
+        scheme = "https" if self.ssl is not None else "http"
+        return f"{scheme}://{host}:{self.port}{self.longpoll_path}"
 
     # --- connections ----------------------------------------------------------
 

@@ -275,12 +275,16 @@ class LongPollTransport:
         return f"no long-poll answer from {self._safe_endpoint} within {timeout:g} s"
 
     def _network_error(self, exc: httpx.HTTPError) -> BaseException:
-        # httpx messages may quote the URL, which may carry secrets.
-        cause = exc.__cause__ or exc.__context__
-        detail = type(cause).__name__ if cause is not None else type(exc).__name__
-        text = str(cause) if isinstance(cause, (OSError, ssl_module.SSLError)) else ""
+        """Name the root cause (refused, TLS, DNS) without quoting the URL,
+        which may carry secrets; httpx and httpcore wrap it twice."""
+        root: BaseException = exc
+        while root.__cause__ is not None or root.__context__ is not None:
+            root = root.__cause__ or root.__context__  # type: ignore[assignment]
+        detail = type(root).__name__
+        if isinstance(root, OSError):
+            detail = f"{detail}: {root}"
         where = f"long-poll request to {self._safe_endpoint}"
-        return ConnectionError(f"{where} failed: {detail} {text}".strip())
+        return ConnectionError(f"{where} failed: {detail}")
 
     def _fail(self, code: int, reason: str, error: BaseException) -> None:
         if self._state == "closed":
