@@ -61,6 +61,8 @@ class WebSocketTransport(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._handshake: asyncio.Future[None] = self._loop.create_future()
         self._opened = False
+        self._flush_scheduled = False
+        self._burst = False
         self._failed = False
         self._reported = False
         self._fragments: list[bytes] | None = None
@@ -77,6 +79,20 @@ class WebSocketTransport(asyncio.Protocol):
             self._proto.send_text(data.encode())
         else:
             self._proto.send_binary(data)
+        # The first frame since we last heard from the server leaves at once
+        # (a lone push pays no extra loop turn); the ones that follow it in a
+        # burst are corked and leave together on the next loop turn, so a batch
+        # of pushes costs one system call, not one each.
+        if not self._burst:
+            self._burst = True
+            self._write_pending()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._burst = False
         self._write_pending()
 
     def close(self, code: int | None = None, reason: str = "") -> None:
@@ -154,6 +170,7 @@ class WebSocketTransport(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self._burst = False
         proto = self._proto
         proto.receive_data(data)
         events = proto.events_received()
@@ -229,7 +246,13 @@ class WebSocketTransport(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        for chunk in self._proto.data_to_send():
+        chunks = self._proto.data_to_send()
+        if not chunks:
+            return
+        if chunks[-1]:  # the common case: frames only, in one write
+            transport.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+            return
+        for chunk in chunks:
             if chunk:
                 transport.write(chunk)
             elif transport.can_write_eof():
