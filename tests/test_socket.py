@@ -755,12 +755,29 @@ def test_resets_reconnect_timer() -> None:
     timers.advance(0.05)
     assert len(network.transports) == 3
     network.conn.open()
+    network.conn.receive(reply(None, "99", "phoenix"))  # the server is alive
 
     # the next drop reconnects after 0.01 s again
     network.conn.server_close(1006)
     timers.advance(0.01)
 
     assert len(network.transports) == 4
+
+
+def test_a_connection_dropped_before_any_frame_keeps_backing_off() -> None:
+    """Deliberate difference: an open followed by a close before the server sent
+    a single frame does not reset the backoff, so a server that accepts and
+    drops at once is retried on the growing schedule, not every 10 ms."""
+    socket, timers, network = open_socket()
+    delays = []
+    for _ in range(5):
+        network.conn.server_close(1006)
+        delay = socket._reconnect_timer._handle.when - timers.now()  # type: ignore[union-attr]
+        delays.append(round(delay, 3))
+        timers.advance(delay)
+        network.conn.open()
+
+    assert delays == [0.01, 0.05, 0.1, 0.15, 0.2]
 
 
 def test_triggers_on_open_callback() -> None:

@@ -127,11 +127,13 @@ class _Link:
         "closing",
         "conn",
         "guard",
+        "heard",
         "opened",
         "reported",
         "safe_url",
         "socket",
         "then",
+        "tries_at_open",
     )
 
     def __init__(self, socket: Socket, safe_url: str) -> None:
@@ -139,6 +141,8 @@ class _Link:
         self.safe_url = safe_url
         self.conn: Transport | None = None
         self.opened = False
+        self.heard = False  # a frame arrived over it
+        self.tries_at_open = 0
         self.closing = False
         self.reported = False  # transport_close seen
         self.guard: TimerHandle | None = None
@@ -150,6 +154,7 @@ class _Link:
 
     def transport_message(self, data: Frame) -> None:
         if self.socket._link is self:
+            self.heard = True
             self.socket._on_conn_message(data)
 
     def transport_error(self, error: BaseException) -> None:
@@ -562,6 +567,7 @@ class Socket:
         self._established += 1
         self._set(SocketTrigger.OPENED)
         self._flush_send_buffer()
+        link.tries_at_open = self._reconnect_timer.tries
         self._reconnect_timer.reset()
         if not link.conn.skip_heartbeat:  # type: ignore[union-attr]
             self._heartbeat.start()
@@ -594,6 +600,11 @@ class Socket:
             # phoenix.js 1.8.16: any close we did not ask for reconnects, whatever
             # its code (servers and proxies close with 1000 too); a close we
             # asked for is followed up by the code that asked for it.
+            if link.opened and not link.heard:
+                # Opened, then closed before a single frame: a server that
+                # accepts and drops at once (or answers long-poll with 410 on
+                # every poll) must not get a reconnect every 10 ms forever.
+                self._reconnect_timer.tries = link.tries_at_open
             if not self._close_was_clean and not link.closing:
                 self._schedule_reconnect()
             event = CloseEvent(code, reason, was_clean=code != 1006)

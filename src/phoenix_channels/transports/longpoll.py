@@ -170,6 +170,11 @@ class LongPollTransport:
             return False
         if isinstance(body, dict) and isinstance(body.get("token"), str):
             self._token = body["token"]
+        if self._state == "connecting" and status not in (410, 403):
+            self._fail(1011, "no handshake", LongPollError(
+                f"{self._safe_endpoint} answered the long-poll handshake with "
+                f"status {status or 'none'} instead of 410"))  # fmt: skip
+            return False
         if status == 200:
             for message in body.get("messages") or ():
                 if self._state != "open":
@@ -311,7 +316,13 @@ class LongPollTransport:
 
 
 def _json_body(response: httpx.Response) -> Any:
-    """The decoded body, or None (status 0) when it is empty or not JSON."""
+    """The decoded body, or None (status 0) when it is empty or not JSON.
+
+    Phoenix answers every long-poll request with HTTP 200 and the status in
+    the body; any other HTTP status comes from a proxy or a broken server.
+    """
+    if response.status_code != 200:
+        return None
     try:
         return json.loads(response.content) if response.content else None
     except ValueError:
