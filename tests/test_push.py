@@ -485,3 +485,43 @@ def test_a_buffered_push_resent_and_answered_is_not_ended_again_by_the_flush() -
 
     assert outcomes == ["ok"]
     assert push.status == "ok"
+
+
+# -- binary pushes: metadata limits (PROTOCOL §6.3) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("topic", "event", "field"),
+    [
+        ("t" * 256, "ev", "topic"),
+        ("room:1", "e" * 256, "event"),
+        ("é" * 128, "ev", "topic"),
+    ],
+)
+def test_binary_push_with_overlong_metadata_raises_before_sending(
+    topic: str, event: str, field: str
+) -> None:
+    """A topic or event above 255 UTF-8 bytes cannot go in a binary frame:
+    channel.push raises ValueError at the call, joined or not, and sends nothing."""
+    for joined in (False, True):
+        socket, _, network = open_socket()
+        channel = socket.channel(topic)
+        channel.join()
+        if joined:
+            network.conn.receive(reply("3", "3", topic, "ok"))
+        sent = len(network.conn.sent)
+        with pytest.raises(ValueError, match=f"{field}.*must be less than or equal"):
+            channel.push(event, b"\x00\x01")
+        assert len(network.conn.sent) == sent
+        assert socket.pending_pushes() == []
+
+
+def test_binary_push_at_255_bytes_is_sent() -> None:
+    """Exactly 255 UTF-8 bytes of topic is still fine."""
+    topic = "t" * 255
+    socket, _, network = open_socket()
+    channel = socket.channel(topic)
+    channel.join()
+    network.conn.receive(reply("3", "3", topic, "ok"))
+    channel.push("ev", b"\x00")
+    assert isinstance(network.conn.sent[-1], bytes)
