@@ -91,11 +91,17 @@ async def test_auth_token_callable_is_read_at_each_connect(
     assert [info.auth_token for info in gate.seen] == [TOKEN, TOKEN]
 
 
-async def test_headers_are_sent_on_the_handshake(gated: tuple[Server, Gate]) -> None:
-    """Socket(headers=...) go out with the websocket upgrade request."""
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+async def test_headers_are_sent_on_the_handshake(
+    gated: tuple[Server, Gate], transport: str
+) -> None:
+    """Socket(headers=...) go out with the websocket upgrade request, and with
+    the long-poll requests."""
     server, gate = gated
     headers = {"X-Client": "tests", "User-Agent": "phoenix-channels-tests"}
-    async with Socket(server.url, auth_token=TOKEN, headers=headers):
+    async with Socket(
+        server.url, auth_token=TOKEN, headers=headers, transport=transport
+    ):
         pass
     assert gate.seen[-1].headers["x-client"] == "tests"
     assert gate.seen[-1].headers["user-agent"] == "phoenix-channels-tests"
