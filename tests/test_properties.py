@@ -92,9 +92,11 @@ def test_binary_client_push_round_trip(msg: Message) -> None:
     """A binary push encoded by the client decodes on the server side."""
     frame = V2JSONSerializer("client").encode(msg)
 
+    # A missing join_ref or ref travels as an empty field and comes back "".
+    expected = msg._replace(join_ref=msg.join_ref or "", ref=msg.ref or "")
     assert isinstance(frame, bytes)
-    assert V2JSONSerializer("server").decode(frame) == msg
-    assert decode_binary(encode_binary(msg, "client"), "server") == msg
+    assert V2JSONSerializer("server").decode(frame) == expected
+    assert decode_binary(encode_binary(msg, "client"), "server") == expected
 
 
 @SETTINGS
@@ -129,7 +131,9 @@ def test_binary_reply_round_trip(
     frame = V2JSONSerializer("server").encode(msg)
 
     assert frame[0] == 1
-    assert V2JSONSerializer("client").decode(frame) == msg
+    assert V2JSONSerializer("client").decode(frame) == msg._replace(
+        join_ref=join_ref or ""
+    )
 
 
 @SETTINGS

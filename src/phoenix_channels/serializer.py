@@ -153,15 +153,20 @@ class V1JSONSerializer:
     def decode(self, data: Frame) -> Message:
         if isinstance(data, (bytes, bytearray, memoryview)):
             raise DecodeError("vsn 1.0.0 has no binary frames")
-        value = _load(data)
-        if type(value) is not dict:
-            raise DecodeError("a vsn 1.0.0 frame must be a JSON object")
-        try:
-            topic, event = value["topic"], value["event"]
-            payload, ref = value["payload"], value["ref"]
-        except KeyError as exc:
-            raise DecodeError(f"vsn 1.0.0 frame is missing {exc.args[0]!r}") from None
-        return _check_message(value.get("join_ref"), ref, topic, event, payload)
+        return _check_message(*unpack_v1(_load(data)))
+
+
+def unpack_v1(value: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """``(join_ref, ref, topic, event, payload)`` of a decoded vsn 1.0.0 object;
+    the values are not type-checked (the bundled server is lenient there)."""
+    if type(value) is not dict:
+        raise DecodeError("a vsn 1.0.0 frame must be a JSON object")
+    try:
+        topic, event = value["topic"], value["event"]
+        payload, ref = value["payload"], value["ref"]
+    except KeyError as exc:
+        raise DecodeError(f"vsn 1.0.0 frame is missing {exc.args[0]!r}") from None
+    return value.get("join_ref"), ref, topic, event, payload
 
 
 def serializer_for(
@@ -230,14 +235,16 @@ def decode_binary(data: bytes, side: Side) -> Message:
         if kind != KIND_PUSH:
             raise DecodeError(f"a client binary frame must be kind 0, got {kind}")
         join_ref, ref, topic, event, rest = _unpack(data, 4)
-        return Message(join_ref or None, ref or None, topic, event, rest)
+        return Message(join_ref, ref, topic, event, rest)
+    # Empty fields stay "" as in Phoenix and phoenix.js; "" is no join_ref
+    # to the membership check, as null is.
     if kind == KIND_PUSH:
         join_ref, topic, event, rest = _unpack(data, 3)
-        return Message(join_ref or None, None, topic, event, rest)
+        return Message(join_ref, None, topic, event, rest)
     if kind == KIND_REPLY:
         join_ref, ref, topic, status, rest = _unpack(data, 4)
         payload = {"status": status, "response": rest}
-        return Message(join_ref or None, ref or None, topic, PHX_REPLY, payload)
+        return Message(join_ref, ref, topic, PHX_REPLY, payload)
     if kind == KIND_BROADCAST:
         topic, event, rest = _unpack(data, 2)
         return Message(None, None, topic, event, rest)

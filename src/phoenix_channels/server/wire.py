@@ -31,7 +31,13 @@ import re
 from typing import Any
 
 from ..message import PHX_REPLY, Message
-from ..serializer import DecodeError, Serializer, serializer_for
+from ..serializer import (
+    DecodeError,
+    Serializer,
+    decode_binary,
+    serializer_for,
+    unpack_v1,
+)
 
 __all__ = [
     "DEFAULT_VSN",
@@ -91,11 +97,17 @@ def _load(text: str) -> Any:
         value = _decode_json(text)
     except ValueError as exc:
         raise DecodeError(f"frame is not JSON: {exc}") from None
+    except RecursionError:
+        # "[[[[..." deeper than Python's recursion limit; Jason has no such
+        # limit, but a frame we cannot decode is answered alike: 1011.
+        raise DecodeError("frame is nested too deeply") from None
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise DecodeError("frame contains a lone UTF-16 surrogate") from None
+        except RecursionError:
+            raise DecodeError("frame is nested too deeply") from None
     return value
 
 
@@ -127,7 +139,7 @@ class WireFormat:
 
 def _decode_v2(data: str | bytes) -> Message:
     if isinstance(data, bytes):
-        return _decode_binary_push(data)
+        return decode_binary(data, "server")  # kind 0 only, fields kept as ""
     value = _load(data)
     if type(value) is not list or len(value) < 5:
         raise DecodeError(
@@ -145,34 +157,7 @@ def _decode_v1(data: str | bytes) -> Message:
             raise DecodeError("vsn 1.0.0 frame is not UTF-8 JSON") from None
     else:
         text = data
-    value = _load(text)
-    if type(value) is not dict:
-        raise DecodeError("a vsn 1.0.0 frame must be a JSON object")
-    try:
-        topic, event = value["topic"], value["event"]
-        payload, ref = value["payload"], value["ref"]
-    except KeyError as exc:
-        raise DecodeError(f"vsn 1.0.0 frame is missing {exc.args[0]!r}") from None
-    return Message(value.get("join_ref"), ref, topic, event, payload)
-
-
-def _decode_binary_push(data: bytes) -> Message:
-    # PROTOCOL §6.3: kind 0, then join_ref/ref/topic/event lengths, fields, data.
-    if len(data) < 5 or data[0] != 0:
-        raise DecodeError("a client binary frame must be a kind-0 push")
-    fields: list[str] = []
-    pos = 5
-    for length in data[1:5]:
-        end = pos + length
-        if end > len(data):
-            raise DecodeError("binary frame shorter than its declared fields")
-        try:
-            fields.append(data[pos:end].decode("utf-8"))
-        except UnicodeDecodeError:
-            raise DecodeError("binary frame field is not valid UTF-8") from None
-        pos = end
-    join_ref, ref, topic, event = fields
-    return Message(join_ref, ref, topic, event, data[pos:])
+    return Message(*unpack_v1(_load(text)))
 
 
 def reply_message(
