@@ -73,7 +73,10 @@ class Push:
         self.channel = channel
         self.event = event
         self._payload: Any = {} if payload is None else payload
-        self._timeout = check_timeout(timeout)
+        # channel.push has checked it already: a float that is >= 0 passes as is.
+        if type(timeout) is not float or not timeout >= 0:
+            timeout = check_timeout(timeout)
+        self._timeout = timeout
         self._ref: str | None = None
         self._status: str | None = None
         self._response: Any = None

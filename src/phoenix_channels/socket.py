@@ -727,7 +727,12 @@ class Socket:
         if channels:
             for channel in channels if len(channels) == 1 else tuple(channels):
                 if channel._is_member(join_ref, ref, event):
-                    self._guarded(channel._trigger, event, payload, ref, join_ref)
+                    try:
+                        channel._trigger(event, payload, ref, join_ref)
+                    except Exception as exc:  # server input: a warning, not a crash
+                        self._log.warning(
+                            "! ignored %r from the server: %s", event, exc
+                        )
         if self._callbacks["message"]:
             self._run_callbacks("message", (msg,))
 
