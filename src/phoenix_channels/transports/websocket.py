@@ -27,6 +27,9 @@ from .base import ConnectOptions, Frame as Data, TransportListener
 
 __all__ = ["WebSocketTransport"]
 
+#: Corked frames are written once they add up to this many bytes.
+CORK_BYTES = 65536
+
 #: Seconds to wait for the server to finish the closing handshake.
 CLOSE_TIMEOUT = 2.0
 
@@ -63,6 +66,7 @@ class WebSocketTransport(asyncio.Protocol):
         self._opened = False
         self._flush_scheduled = False
         self._burst = False
+        self._corked = 0  # bytes of frames waiting for the flush
         self._failed = False
         self._reported = False
         self._fragments: list[bytes] | None = None
@@ -76,15 +80,21 @@ class WebSocketTransport(asyncio.Protocol):
         if not self._opened or self._proto.state is not State.OPEN:
             return
         if isinstance(data, str):
-            self._proto.send_text(data.encode())
+            data = data.encode()
+            self._proto.send_text(data)
         else:
             self._proto.send_binary(data)
         # The first frame since we last heard from the server leaves at once
         # (a lone push pays no extra loop turn); the ones that follow it in a
-        # burst are corked and leave together on the next loop turn, so a batch
-        # of pushes costs one system call, not one each.
+        # burst are corked and leave together, every CORK_BYTES or on the next
+        # loop turn: a batch of pushes costs a few system calls, not one each,
+        # and the server can start on it before the whole batch is made.
         if not self._burst:
             self._burst = True
+            self._write_pending()
+            return
+        self._corked += len(data)
+        if self._corked >= CORK_BYTES:
             self._write_pending()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
@@ -243,6 +253,7 @@ class WebSocketTransport(asyncio.Protocol):
             self._listener.transport_message(bytes(data))
 
     def _write_pending(self) -> None:
+        self._corked = 0
         transport = self._transport
         if transport is None:
             return
