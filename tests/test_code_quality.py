@@ -12,7 +12,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "phoenix_channels"
-CORE = ["push", "channel", "socket", "presence", "heartbeat", "fallback", "callbacks"]
+CORE = [
+    "push",
+    "channel",
+    "socket",
+    "connection",
+    "presence",
+    "heartbeat",
+    "fallback",
+    "callbacks",
+]
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,7 @@ Theory of operation (PROTOCOL §5). The socket owns the connection state,
 the one ref counter, the send buffer, the heartbeat and reconnection:
 
 - Connection state changes go through :data:`TRANSITIONS` (connecting, open,
-  closing, closed); each transport attempt has its own ``_Link``, and events
+  closing, closed); each transport attempt has its own ``Link``, and events
   from a link that is no longer current only finish its teardown.
 - Frames pushed while the transport is not open wait in the send buffer and
   go out on open, before the open callbacks run (so a stale join or leave
@@ -23,15 +23,24 @@ the one ref counter, the send buffer, the heartbeat and reconnection:
 from __future__ import annotations
 
 import base64
-import enum
 import logging
 import ssl as ssl_module
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .callbacks import Callback, Registered, invoke, register
 from .channel import Channel, ChannelState, Params
+from .connection import (
+    TEARDOWN_LIMIT,
+    TRANSITIONS,
+    Buffered,
+    CloseEvent,
+    Link,
+    SocketState,
+    SocketTrigger,
+    outdated,
+)
 from .endpoint import build_url, normalize_endpoint
 from .errors import BufferFull, ConnectError, PhoenixError
 from .fallback import LongPollFallback
@@ -53,121 +62,13 @@ from .message import (
 from .push import Push, check_timeout
 from .redact import redact_url
 from .serializer import DecodeError, Frame, serializer_for
-from .timers import AsyncioTimers, RetryTimer, TimerHandle, Timers, fail, settle
-from .transports.base import ConnectOptions, Transport, TransportFactory
+from .timers import AsyncioTimers, RetryTimer, Timers, fail, settle
+from .transports.base import ConnectOptions, TransportFactory
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["CloseEvent", "Socket", "SocketState"]
-
-#: Longest wait for a transport to report its close after ``close()``; past it
-#: the connection is treated as closed (phoenix.js polls 2 x 1.5 s at most).
-TEARDOWN_LIMIT = 3.0
-
-
-class SocketState(str, enum.Enum):
-    CONNECTING = "connecting"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-class SocketTrigger(enum.Enum):
-    CONNECT = "connect"
-    OPENED = "opened"
-    CLOSE = "close"  # we start closing
-    CLOSED = "closed"  # the transport reports it is closed
-    REPLACE = "replace"  # the transport is swapped (long-poll fallback)
-
-
-_S, _T = SocketState, SocketTrigger
-
-#: Every connection state change.
-TRANSITIONS: dict[tuple[SocketState, SocketTrigger], SocketState] = {
-    (_S.CLOSED, _T.CONNECT): _S.CONNECTING,
-    (_S.CLOSING, _T.CONNECT): _S.CONNECTING,  # connect() while the old one closes
-    (_S.CONNECTING, _T.OPENED): _S.OPEN,
-    (_S.CONNECTING, _T.CLOSE): _S.CLOSING,
-    (_S.OPEN, _T.CLOSE): _S.CLOSING,
-    (_S.CONNECTING, _T.CLOSED): _S.CLOSED,
-    (_S.OPEN, _T.CLOSED): _S.CLOSED,
-    (_S.CLOSING, _T.CLOSED): _S.CLOSED,
-    **{(state, _T.REPLACE): _S.CLOSED for state in SocketState},
-}
-
-
-class _Buffered(NamedTuple):
-    """A frame waiting in the send buffer, with the join it was made for."""
-
-    data: Frame
-    channel: Channel | None
-    join_ref: str | None
-
-
-def _outdated(join_ref: str | None, channel: Channel | None) -> bool:
-    """Made for an earlier join of its channel, or the channel closed since."""
-    return channel is not None and (
-        join_ref != channel.join_ref or channel._state is ChannelState.CLOSED
-    )
-
-
-class CloseEvent(NamedTuple):
-    """What ``on_close`` callbacks get."""
-
-    code: int
-    reason: str
-    was_clean: bool
-
-
-class _Link:
-    """One transport attempt: forwards its events while it is current."""
-
-    __slots__ = (
-        "closing",
-        "conn",
-        "guard",
-        "heard",
-        "opened",
-        "reported",
-        "safe_url",
-        "socket",
-        "then",
-        "tries_at_open",
-    )
-
-    def __init__(self, socket: Socket, safe_url: str) -> None:
-        self.socket = socket
-        self.safe_url = safe_url
-        self.conn: Transport | None = None
-        self.opened = False
-        self.heard = False  # a frame arrived over it
-        self.tries_at_open = 0
-        self.closing = False
-        self.reported = False  # transport_close seen
-        self.guard: TimerHandle | None = None
-        self.then: list[Callable[[], None]] = []
-
-    def transport_open(self) -> None:
-        if not self.reported:
-            self.socket._on_conn_open(self)
-
-    def transport_message(self, data: Frame) -> None:
-        if self.socket._link is self:
-            self.heard = True
-            self.socket._on_conn_message(data)
-
-    def transport_error(self, error: BaseException) -> None:
-        if self.socket._link is self:
-            self.socket._on_conn_error(error)
-
-    def transport_close(self, code: int, reason: str) -> None:
-        if self.reported:
-            return
-        self.reported = True
-        if self.guard is not None:
-            self.guard.cancel()
-        self.socket._on_conn_close(self, code, reason)
+__all__ = ["CloseEvent", "Socket", "SocketState"]  # the first and last re-exported
 
 
 class Socket:
@@ -240,11 +141,11 @@ class Socket:
         self._timers: Timers = timers or AsyncioTimers(self._on_callback_task_error)
 
         self._state = SocketState.CLOSED
-        self._link: _Link | None = None
+        self._link: Link | None = None
         self._ref = 0
         self._channels: dict[str, list[Channel]] = {}
         self._in_flight: dict[str, Push] = {}
-        self._send_buffer: list[_Buffered] = []
+        self._send_buffer: list[Buffered] = []
         self._callbacks: dict[str, dict[str, Registered]] = {
             "open": {},
             "close": {},
@@ -425,11 +326,11 @@ class Socket:
             self._log.debug("> %s %s (%s, %s)", topic, event, join_ref, ref)
         if self._state is SocketState.OPEN:
             # A leave still goes out after its channel closed locally (§4.5).
-            if event == PHX_LEAVE or not _outdated(join_ref, channel):
+            if event == PHX_LEAVE or not outdated(join_ref, channel):
                 self._link.conn.send(data)  # type: ignore[union-attr]
         else:
             self._check_send_room()
-            self._send_buffer.append(_Buffered(data, channel, join_ref))
+            self._send_buffer.append(Buffered(data, channel, join_ref))
 
     def _check_send_room(self) -> None:
         if len(self._send_buffer) >= self.max_send_buffer and not self.is_connected():
@@ -462,7 +363,7 @@ class Socket:
             buffered, self._send_buffer = self._send_buffer, []
             send = self._link.conn.send  # type: ignore[union-attr]
             for data, channel, join_ref in buffered:
-                if not _outdated(join_ref, channel):
+                if not outdated(join_ref, channel):
                     send(data)
 
     # -- connection lifecycle ----------------------------------------------
@@ -484,7 +385,7 @@ class Socket:
         self._close_was_clean = False
         self._debug = self._log.isEnabledFor(logging.DEBUG)
         url = self.endpoint_url()
-        link = _Link(self, redact_url(url))
+        link = Link(self, redact_url(url))
         self._link = link
         self._set(SocketTrigger.CONNECT)
         options = ConnectOptions(
@@ -553,7 +454,7 @@ class Socket:
         link.guard = self._timers.call_later(grace, give_up)
         conn.close(code, reason)
 
-    def _on_conn_open(self, link: _Link) -> None:
+    def _on_conn_open(self, link: Link) -> None:
         if link is not self._link or link.closing:
             if link.conn is not None and not link.closing:
                 link.closing = True
@@ -588,7 +489,7 @@ class Socket:
         self._run_callbacks("error", (error, self.transport, established))
         self._trigger_chan_error("connection_error")
 
-    def _on_conn_close(self, link: _Link, code: int, reason: str) -> None:
+    def _on_conn_close(self, link: Link, code: int, reason: str) -> None:
         if link is self._link:
             self._link = None
             self._set(SocketTrigger.CLOSED)
@@ -612,7 +513,7 @@ class Socket:
         for then in link.then:
             then()
 
-    def _fail_connect_waiters(self, link: _Link, code: int, reason: str) -> None:
+    def _fail_connect_waiters(self, link: Link, code: int, reason: str) -> None:
         if not self._healing:
             self._close_was_clean = True  # a failed connect() does not retry
         cause = self._last_error
