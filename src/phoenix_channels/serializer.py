@@ -70,6 +70,8 @@ def _load(data: Frame) -> Any:
         if isinstance(data, (bytes, bytearray, memoryview)):
             return _decode_json(bytes(data).decode("utf-8"))
         return _decode_json(data)
+    except RecursionError:  # nested deeper than Python can decode
+        raise DecodeError("frame is JSON nested too deep to decode") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"frame is not JSON: {exc}") from None
 

@@ -612,7 +612,7 @@ class Socket:
     def _on_conn_message(self, data: Frame) -> None:
         try:
             msg = self._serializer.decode(data)
-        except (DecodeError, RecursionError) as exc:
+        except DecodeError as exc:
             self._log.warning("! dropped a frame that does not decode: %s", exc)
             return
         join_ref, ref, topic, event, payload = msg
