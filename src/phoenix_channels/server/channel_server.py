@@ -21,6 +21,12 @@ so that nothing is sent for it afterwards:
 In every case :meth:`SocketConnection.channel_ended` unsubscribes the
 channel and runs its cleanups (presence leaves) before ``terminate`` runs.
 Broadcasts bypass the mailbox (fastlane, see :mod:`.pubsub`).
+
+The mailbox holds at most ``Server(max_mailbox=...)`` client messages
+(pushes and leaves; Phoenix has no bound): one more means the client sends
+faster than the channel handles, and the connection is closed with 1013
+(:meth:`~.connection.SocketConnection.overloaded`). What the server posts to
+itself (``send_info``) is not counted: that is the channel's own doing.
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ class ChannelProcess:
         self.vsn = conn.wire.vsn
         self._conn = conn
         self._mailbox: deque[tuple[int, Any]] = deque()
+        self._from_client = 0  # client messages in the mailbox
+        self._max_mailbox = conn.server.max_mailbox
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._terminated = False
@@ -117,6 +125,12 @@ class ChannelProcess:
     def _post(self, kind: int, value: Any) -> None:
         if self.ended:
             return
+        if kind != _INFO:
+            limit = self._max_mailbox
+            if limit is not None and self._from_client >= limit:
+                self._conn.overloaded(self)
+                return
+            self._from_client += 1
         self._mailbox.append((kind, value))
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
@@ -133,6 +147,8 @@ class ChannelProcess:
                     self._wakeup = None
                     continue
                 kind, value = mailbox.popleft()
+                if kind != _INFO:
+                    self._from_client -= 1
                 if await self._dispatch(kind, value):
                     return
         except asyncio.CancelledError:
@@ -219,6 +235,7 @@ class ChannelProcess:
             return
         self._terminated = True
         self._mailbox.clear()
+        self._from_client = 0
         try:
             await asyncio.wait_for(
                 self.channel.terminate(reason, self.socket), TERMINATE_TIMEOUT

@@ -25,6 +25,12 @@ time, as the Phoenix socket process does (transcripts README, fact 11):
 A duplicate join shuts the old channel down, joins anew, sends the new
 reply and then ``phx_close`` for the *old* join_ref (fact 7). A message the
 serializer cannot decode closes the connection with 1011 (fact 4).
+
+Bounds (``Server(max_mailbox=...)``; Phoenix has none): while a join runs,
+a backlog of ``max_mailbox`` messages pauses reading from the transport
+until the join is done, as a busy Phoenix socket process stops reading its
+socket; a channel mailbox that would hold more than ``max_mailbox`` client
+messages closes the connection with 1013 (:meth:`SocketConnection.overloaded`).
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ __all__ = ["SocketConnection", "Transport"]
 logger = logging.getLogger("phoenix_channels.server")
 
 INTERNAL_ERROR = 1011
+#: Close code when a channel cannot keep up with the client (RFC 6455 §7.4.1
+#: registry: "Try Again Later", the server casts off a client it cannot serve).
+TRY_AGAIN_LATER = 1013
 UNMATCHED_TOPIC = {"reason": "unmatched topic"}
 TOO_MANY_CHANNELS = {"reason": "too many channels joined"}
 JOIN_CRASHED = {"reason": "join crashed"}
@@ -79,6 +88,14 @@ class Transport(Protocol):
 
     def close(self, code: int, reason: str = "") -> None:
         """Close the connection with a close code."""
+        ...
+
+    def pause_reading(self) -> None:
+        """Stop reading from the client for now (backpressure)."""
+        ...
+
+    def resume_reading(self) -> None:
+        """Read from the client again."""
         ...
 
 
@@ -116,6 +133,7 @@ class SocketConnection:
         self._held: list[str | bytes | PreparedFrame] | None = None
         self._join_task: asyncio.Task[None] | None = None
         self._settled: asyncio.Future[None] | None = None
+        self._reading_paused = False
 
     # --- inbound --------------------------------------------------------------
 
@@ -125,6 +143,14 @@ class SocketConnection:
             return
         if self._blocked:
             self._backlog.append(data)
+            limit = self.server.max_mailbox
+            if (
+                limit is not None
+                and len(self._backlog) >= limit
+                and not self._reading_paused
+            ):
+                self._reading_paused = True
+                self.transport.pause_reading()
             return
         self._handle(data)
 
@@ -149,6 +175,20 @@ class SocketConnection:
         """Treat an undecodable message: close with 1011 (fact 4)."""
         logger.info("! undecodable frame, closing with 1011")
         self._fail()
+
+    def overloaded(self, process: ChannelProcess) -> None:
+        """A channel's mailbox is full: close the connection with 1013."""
+        if self._open:
+            logger.warning(
+                "! %d client messages wait for %s on %r (max_mailbox): "
+                "closing with 1013",
+                self.server.max_mailbox,
+                type(process.channel).__name__,
+                process.topic,
+            )
+            self.transport.close(TRY_AGAIN_LATER, "")
+            self._open = False
+            self._wake_settled()
 
     def _wake_settled(self) -> None:
         settled, self._settled = self._settled, None
@@ -300,6 +340,9 @@ class SocketConnection:
         while backlog and not self._blocked and self._open:
             self._handle(backlog.popleft())
         if not self.is_busy:
+            if self._reading_paused and self._open:
+                self._reading_paused = False
+                self.transport.resume_reading()
             self._wake_settled()
 
     # --- outbound -------------------------------------------------------------

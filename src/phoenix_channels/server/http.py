@@ -9,6 +9,14 @@ the request body is read whole before the handler runs (a body larger than
 ``max_message_size`` is answered ``413`` and the connection closed), and a
 handler may take as long as it likes (a held poll), since each request runs
 in its own task. Keep-alive works as h11 allows.
+
+Limits (:class:`~.server.Server` options): each request must arrive whole,
+head and body, within ``handshake_timeout`` of the connection becoming ready
+for it (opened, or the previous response sent), or the connection is closed
+with ``408`` (silently if nothing of the request came); bytes a client sends
+while its request is served are read up to ``MAX_PIPELINED``, then reading
+pauses until the response is out; past ``max_write_buffer`` unread response
+bytes the connection is aborted.
 """
 
 from __future__ import annotations
@@ -31,6 +39,13 @@ if TYPE_CHECKING:
 __all__ = ["HttpConnection", "HttpHandler", "HttpRequest", "HttpResponse", "not_found"]
 
 logger = logging.getLogger("phoenix_channels.server")
+
+#: Bytes read from a client while its request is served, before pausing.
+MAX_PIPELINED = 64 * 1024
+#: What a connection whose request head did not arrive in time gets.
+REQUEST_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+)
 
 
 @dataclass(frozen=True)
@@ -86,16 +101,38 @@ class HttpConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._received = False  # bytes of the next request have arrived
+        self._unread = 0  # bytes received while a request is being served
+        self._paused = False
+        self._writing_paused = False
+        self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
+        self._received = True
+        if self._task is not None:
+            # Pipelined input waits in h11's buffer until the response is out:
+            # bound it (TCP backpressure), but keep reading a little so that
+            # a client going away still cancels a held poll.
+            self._unread += len(data)
+            if self._unread > MAX_PIPELINED and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
         self._h11.receive_data(data)
         self._advance()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
 
     def eof_received(self) -> bool | None:
         self._h11.receive_data(b"")
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
         if self._task is not None:
             self._task.cancel()
         self.server._connection_lost(self)
@@ -127,7 +164,9 @@ class HttpConnection(asyncio.Protocol):
                     return
                 self._body.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
+                self._cancel_timer()
                 request = self._make_request()
+                self._unread = 0
                 self._task = self.server.spawn(self._serve(request))
             elif isinstance(event, h11.ConnectionClosed):
                 self.transport.close()
@@ -171,6 +210,11 @@ class HttpConnection(asyncio.Protocol):
         except h11.LocalProtocolError:
             self.transport.close()
             return
+        self._received = bool(self._unread)
+        self._arm_timer()
+        if self._paused:
+            self._paused = False
+            self.transport.resume_reading()
         self._advance()
 
     def _send(self, response: HttpResponse) -> None:
@@ -185,6 +229,47 @@ class HttpConnection(asyncio.Protocol):
             data = (data or b"") + (self._h11.send(h11.Data(data=response.body)) or b"")
         data = (data or b"") + (self._h11.send(h11.EndOfMessage()) or b"")
         self.transport.write(data)
+        limit = self.server.max_write_buffer
+        if self._writing_paused and limit is not None:
+            size = self.transport.get_write_buffer_size()
+            if size > limit:
+                logger.warning(
+                    "! HTTP client does not read: %d bytes wait to be sent "
+                    "(max_write_buffer %d): aborting",
+                    size,
+                    limit,
+                )
+                self.transport.abort()
+
+    # --- request timeout ------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        timeout = self.server.handshake_timeout
+        if timeout is not None and not self.transport.is_closing():
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(timeout, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._task is not None or self.transport.is_closing():
+            return
+        if not self._received:  # an idle keep-alive connection
+            self.transport.close()
+            return
+        logger.info(
+            "! HTTP request not complete within %g s: 408",
+            self.server.handshake_timeout,
+        )
+        if self._h11.their_state is h11.SEND_BODY:
+            self._reject(408)
+        else:  # the head is not complete: h11 cannot answer yet
+            self.transport.write(REQUEST_TIMEOUT_RESPONSE)
+            self.transport.close()
 
     def _reject(self, status: int) -> None:
         """Answer a request h11 could not accept, then close."""

@@ -202,6 +202,12 @@ class LongPollSession:
         """Queue a broadcast frame."""
         self.send_frame(frame.data)
 
+    def pause_reading(self) -> None:
+        """Nothing to pause: a POST hands frames over one at a time."""
+
+    def resume_reading(self) -> None:
+        """Nothing to resume (see :meth:`pause_reading`)."""
+
     def close(self, code: int, reason: str = "") -> None:
         """End the session at the end of this loop turn (the socket closed)."""
         if self.closed:

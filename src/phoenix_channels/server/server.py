@@ -16,6 +16,19 @@ Usage::
 
 Every task the server makes (joins, channel mailboxes, HTTP handlers) is
 tracked, and :meth:`Server.stop` ends them all.
+
+Resource limits. No single client can take the server down or starve the
+others; each limit is a :class:`Server` option (``docs/reliability.md`` has
+the table):
+
+- ``handshake_timeout``: a connection must deliver a whole request head
+  (and an HTTP request its body) in time, or it is closed (slowloris);
+- ``max_message_size``: one inbound message (1009 on a websocket, HTTP 413);
+- ``max_write_buffer``: bytes waiting for a client that does not read (1008);
+- ``max_mailbox``: client messages waiting for a slow channel (1013);
+- ``max_channels``: topics per connection (a join error, as Phoenix);
+- ``idle_timeout``, ``longpoll_max_queue``: silent websockets, unpolled
+  long-poll sessions.
 """
 
 from __future__ import annotations
@@ -31,7 +44,14 @@ import h11
 
 from .channel import ChannelFactory
 from .connect import ConnectHook, accept_all
-from .http import HttpConnection, HttpHandler, HttpRequest, HttpResponse, not_found
+from .http import (
+    REQUEST_TIMEOUT_RESPONSE,
+    HttpConnection,
+    HttpHandler,
+    HttpRequest,
+    HttpResponse,
+    not_found,
+)
 from .longpoll import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_WINDOW,
@@ -44,12 +64,25 @@ from .recorder import FrameRecorder
 from .router import Router
 from .websocket import WebSocketConnection
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Server"]
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_MAILBOX",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_WRITE_BUFFER",
+    "Server",
+]
 
 logger = logging.getLogger("phoenix_channels.server")
 
 #: Largest inbound websocket message; Bandit has no limit (transcripts fact 14).
 DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
+#: Outbound bytes that may wait for one client: twice the largest message,
+#: so that echoing a maximum message back always fits.
+DEFAULT_MAX_WRITE_BUFFER = 2 * DEFAULT_MAX_MESSAGE_SIZE
+#: Client messages that may wait in one channel's mailbox.
+DEFAULT_MAX_MAILBOX = 10_000
+#: Seconds a new connection has to send a whole request head.
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 MAX_HEAD_SIZE = 64 * 1024
 _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -72,6 +105,26 @@ class Server:
             ``max_channels_per_transport``, default 100).
         max_message_size: largest inbound message in bytes; a larger one
             closes the websocket with 1009 (Bandit has no limit).
+        max_write_buffer: bytes that may wait to be sent to one client
+            (the transport's write buffer); past that the client is not
+            reading what it is sent, and the websocket is closed with 1008
+            (policy violation) after a logged warning. The close frame queues
+            behind the unread bytes, so a client that stopped reading is
+            aborted ``close_timeout`` later. An HTTP connection is aborted.
+            ``None``: no limit (Bandit has none).
+        max_mailbox: client messages (pushes, leaves) that may wait for one
+            channel whose handler is slow; one more closes the connection
+            with 1013 (try again later: the server cannot keep up) after a
+            logged warning. Also the size past which a websocket stops
+            reading while a join runs (TCP backpressure, no close).
+            ``None``: no limit (Phoenix has none).
+        handshake_timeout: seconds a new connection gets to send its whole
+            request head (websocket upgrade or HTTP request), and an HTTP
+            request its body, counted again from each response on a
+            keep-alive connection. Past it the connection is closed, with
+            HTTP 408 if part of a request had arrived (a slowloris). Also the
+            TLS handshake timeout. ``None``: wait forever for the request
+            (asyncio's 60 s still bound a TLS handshake).
         subprotocols: subprotocols the server may select; ``None`` (the
             default, like Phoenix 1.7.24) never sends ``Sec-WebSocket-Protocol``.
         record_frames: record every frame of every connection (:attr:`recorder`).
@@ -101,6 +154,9 @@ class Server:
         connect: ConnectHook | None = None,
         max_channels: int = 100,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_write_buffer: int | None = DEFAULT_MAX_WRITE_BUFFER,
+        max_mailbox: int | None = DEFAULT_MAX_MAILBOX,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         subprotocols: Sequence[str] | None = None,
         record_frames: bool = False,
         idle_timeout: float | None = 60.0,
@@ -119,6 +175,12 @@ class Server:
             raise ValueError(
                 f"longpoll_max_queue must be >= 1, got {longpoll_max_queue!r}"
             )
+        _check_limit("max_write_buffer", max_write_buffer)
+        _check_limit("max_mailbox", max_mailbox)
+        if handshake_timeout is not None and not handshake_timeout > 0:
+            raise ValueError(
+                f"handshake_timeout must be > 0 or None, got {handshake_timeout!r}"
+            )
         self.router = Router(channels)
         self.host = host
         self.port = port
@@ -126,6 +188,9 @@ class Server:
         self.connect_hook: ConnectHook = connect or accept_all
         self.max_channels = max_channels
         self.max_message_size = max_message_size
+        self.max_write_buffer = max_write_buffer
+        self.max_mailbox = max_mailbox
+        self.handshake_timeout = handshake_timeout
         self.subprotocols: tuple[str, ...] = tuple(subprotocols or ())
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
@@ -170,6 +235,10 @@ class Server:
             self.port,
             backlog=self.backlog,
             ssl=self.ssl,
+            # A TLS handshake is part of the handshake a client must finish.
+            ssl_handshake_timeout=(
+                self.handshake_timeout if self.ssl is not None else None
+            ),
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         logger.info("= listening on %s", self.url)
@@ -355,12 +424,18 @@ class Server:
 
 
 class _HeadSniffer(asyncio.Protocol):
-    """Buffers the request head, then hands the connection over for good."""
+    """Buffers the request head, then hands the connection over for good.
+
+    A connection that has not sent a whole head within ``handshake_timeout``
+    (one that says nothing, or a slowloris trickling its headers) is closed:
+    with HTTP 408 if it sent something, silently if not.
+    """
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self._buffer = b""
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -369,6 +444,10 @@ class _HeadSniffer(asyncio.Protocol):
             transport.abort()
             return
         self.server._track(self)
+        timeout = self.server.handshake_timeout
+        if timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(timeout, self._timed_out)
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
@@ -376,9 +455,11 @@ class _HeadSniffer(asyncio.Protocol):
         buffer = self._buffer = self._buffer + data
         if b"\r\n\r\n" not in buffer:
             if len(buffer) > MAX_HEAD_SIZE:
+                self._cancel_timer()
                 transport.write(_HEAD_TOO_LARGE)
                 transport.close()
             return
+        self._cancel_timer()
         request_line = buffer.split(b"\r\n", 1)[0].split(b" ")
         is_websocket = (
             len(request_line) == 3
@@ -396,7 +477,27 @@ class _HeadSniffer(asyncio.Protocol):
         new.data_received(buffer)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
         self.server._connection_lost(self)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        logger.info(
+            "! no request head within %g s (%d bytes): closing",
+            self.server.handshake_timeout,
+            len(self._buffer),
+        )
+        if self._buffer:
+            transport.write(REQUEST_TIMEOUT_RESPONSE)
+        transport.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def _shutdown(conn: asyncio.Protocol) -> None:
@@ -416,3 +517,8 @@ def _abort(conn: asyncio.Protocol) -> None:
 async def _websocket_not_get(request: HttpRequest) -> HttpResponse:
     # Phoenix.Transports.WebSocket answers any other method with 400, empty body.
     return HttpResponse(400)
+
+
+def _check_limit(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value < 1):
+        raise ValueError(f"{name} must be >= 1 or None, got {value!r}")

@@ -23,7 +23,15 @@ Wire behaviour of Bandit that clients can observe (transcripts README):
 - a text frame that is not UTF-8 closes with ``1007`` and no reason;
 - unlike Bandit (no limit), a message larger than ``max_message_size``
   (default 8 MiB) closes with ``1009``: a test server should not let one
-  frame take all memory.
+  frame take all memory;
+- also unlike Bandit, more than ``max_write_buffer`` bytes waiting for a
+  client that does not read closes with ``1008`` (policy violation), after
+  a logged warning; the close frame waits behind the unread bytes, so a
+  client that stopped reading is aborted ``close_timeout`` later.
+
+Reading pauses while an asynchronous connect hook runs, and while a join
+holds ``max_mailbox`` messages back (:mod:`.connection`): a flood waits in
+the client's TCP buffers, not in ours.
 """
 
 from __future__ import annotations
@@ -136,6 +144,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._last_data = self._loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._writing_paused = False
+        self._reading_paused = False
 
     # --- views for tests ------------------------------------------------------
 
@@ -174,6 +184,14 @@ class WebSocketConnection(asyncio.Protocol):
         self._collect()
         self._flush()
         return None  # let the transport close
+
+    def pause_writing(self) -> None:
+        # The transport's buffer passed its high-water mark: from now on
+        # every write checks max_write_buffer.
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -255,6 +273,13 @@ class WebSocketConnection(asyncio.Protocol):
     # --- handshake ------------------------------------------------------------
 
     def _on_request(self, request: Request) -> None:
+        if self._ws.eof_sent:
+            # The bytes that came with the request were not websocket frames:
+            # websockets has failed the connection already (EOF sent), and
+            # there is nobody left to answer (a client must not send before
+            # the 101 anyway, RFC 6455 §4.1).
+            logger.info("! garbage after the upgrade request: closing")
+            return
         params = parse_params(request.path)
         headers = fold_headers(request.headers.raw_items())
         vsn = negotiate_vsn(params.get("vsn"))
@@ -280,6 +305,7 @@ class WebSocketConnection(asyncio.Protocol):
             return
         if inspect.isawaitable(result):
             self._pending = []
+            self.pause_reading()  # what arrives meanwhile waits in TCP buffers
             self._handshake = self.server.spawn(self._await_hook(request, result))
         else:
             self._finish_handshake(request, result)
@@ -295,6 +321,7 @@ class WebSocketConnection(asyncio.Protocol):
         else:
             self._finish_handshake(request, result)
         self._handshake = None
+        self.resume_reading()
         deferred, self._deferred = self._deferred, []
         data, self._pending = self._pending or [], None
         self._process(deferred)
@@ -404,6 +431,18 @@ class WebSocketConnection(asyncio.Protocol):
         """Drop the TCP connection without a close frame."""
         self.transport.abort()
 
+    def pause_reading(self) -> None:
+        """Stop reading from the client until :meth:`resume_reading`."""
+        if not self._reading_paused and not self._lost:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the client again."""
+        if self._reading_paused and not self._lost:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
     def _record_close_sent(self) -> None:
         sent = self._ws.close_sent
         if self.record is not None and sent is not None and not self._close_recorded:
@@ -437,6 +476,8 @@ class WebSocketConnection(asyncio.Protocol):
             self._out = []
             if not self.transport.is_closing():
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+                if self._writing_paused:
+                    self._check_write_buffer()
         if self._eof and not self._eof_written:
             self._eof_written = True
             if self.transport.can_write_eof():
@@ -450,6 +491,20 @@ class WebSocketConnection(asyncio.Protocol):
                 self._close_timer = self._loop.call_later(
                     self.server.close_timeout, self.transport.abort
                 )
+
+    def _check_write_buffer(self) -> None:
+        limit = self.server.max_write_buffer
+        if limit is None or self._ws.state is not State.OPEN:
+            return
+        size = self.transport.get_write_buffer_size()
+        if size > limit:
+            logger.warning(
+                "! client does not read: %d bytes wait to be sent "
+                "(max_write_buffer %d), closing with 1008",
+                size,
+                limit,
+            )
+            self.close(CloseCode.POLICY_VIOLATION)
 
     def __repr__(self) -> str:
         path = self.info.path if self.info is not None else "?"
