@@ -13,7 +13,8 @@ Put it between a client and a server on loopback::
 It works on bytes, not frames: ``close_mid_frame()`` forwards half of the
 next server chunk then resets, ``garble()`` flips bytes in the next one,
 ``delay`` holds every chunk back. Every pump task is owned and cancelled on
-``stop()``.
+``stop()``; a connection that ends by itself is forgotten (both sockets
+closed), so a proxy can run for days.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class _Link:
         self.client_reader, self.client_writer = client
         self.server_reader, self.server_writer = server
         self.tasks: list[asyncio.Task[None]] = []
+        self.finished = 0  # pumps that ended
+
+    def close(self) -> None:
+        """Both directions ended (EOF): close both sockets."""
+        for writer in (self.client_writer, self.server_writer):
+            if not writer.transport.is_closing():
+                writer.transport.close()
 
     def abort(self) -> None:
         for writer in (self.client_writer, self.server_writer):
@@ -69,12 +77,15 @@ class ChaosProxy:
         #: Seconds every chunk waits before it is forwarded.
         self.delay = 0.0
         self.accepted = 0
+        #: Connections forwarded so far.
+        self.forwarded = 0
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._mid_frame = False
         self._garble = 0
         self._random = random.Random(seed)
         self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def url(self, path: str = "/socket", scheme: str = "ws") -> str:
         return f"{scheme}://{self.host}:{self.port}{path}"
@@ -84,11 +95,14 @@ class ChaosProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Reset every connection, stop listening, and wait for the pumps."""
         self.cut()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def __aenter__(self) -> ChaosProxy:
         await self.start()
@@ -111,7 +125,27 @@ class ChaosProxy:
         self._flowing.clear()
 
     def thaw(self) -> None:
+        """Forward again (what was held back goes first)."""
         self._flowing.set()
+
+    @property
+    def frozen(self) -> bool:
+        """Whether bytes are held back (:meth:`freeze`)."""
+        return not self._flowing.is_set()
+
+    @property
+    def pending_faults(self) -> int:
+        """Byte faults armed but not yet applied: no server chunk came since
+        :meth:`close_mid_frame` or :meth:`garble` (their sum)."""
+        return int(self._mid_frame) + self._garble
+
+    def reset(self) -> None:
+        """Back to a healthy network: thaw, accept, no delay, nothing armed."""
+        self.thaw()
+        self.refuse = False
+        self.delay = 0.0
+        self._mid_frame = False
+        self._garble = 0
 
     def close_mid_frame(self) -> None:
         """Forward half of the next server->client chunk, then reset."""
@@ -135,13 +169,21 @@ class ChaosProxy:
         except OSError:
             writer.transport.abort()
             return
+        if self.refuse:  # refused while we were connecting upstream
+            writer.transport.abort()
+            server[1].transport.abort()
+            return
         link = _Link((reader, writer), server)
         self.links.append(link)
+        self.forwarded += 1
         loop = asyncio.get_running_loop()
         link.tasks = [
             loop.create_task(self._pump(link, "up")),
             loop.create_task(self._pump(link, "down")),
         ]
+        for task in link.tasks:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _pump(self, link: _Link, direction: Direction) -> None:
         if direction == "up":
@@ -168,6 +210,12 @@ class ChaosProxy:
                 writer.write_eof()
         except (ConnectionError, OSError):
             link.abort()
+        finally:
+            link.finished += 1
+            if link.finished == 2:  # both directions are done
+                link.close()
+                if link in self.links:
+                    self.links.remove(link)
 
     def _flip(self, chunk: bytes) -> bytes:
         data = bytearray(chunk)
