@@ -237,3 +237,16 @@ def events(conn: MemoryTransport, topic: str | None = None) -> list[str]:
 def channels_of(socket: Socket) -> list[Channel]:
     """The channels the socket routes messages to, in creation order per topic."""
     return [channel for chans in socket._channels.values() for channel in chans]
+
+
+class Problems(logging.Handler):
+    """Collects what the library logs as an error, or as a server surprise."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR or message.startswith("! ignored"):
+            self.records.append(message)

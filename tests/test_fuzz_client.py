@@ -11,7 +11,6 @@ push, on the fuzzed channel and on a fresh one.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from phoenix_channels.serializer import (
     V2JSONSerializer,
     serializer_for,
 )
-from tests.fakes import open_socket
+from tests.fakes import Problems, open_socket
 
 FUZZ = settings(
     max_examples=200,
@@ -146,26 +145,13 @@ def test_deeply_nested_json_raises_decode_error(serializer):
 # -- the socket --------------------------------------------------------------------
 
 
-class Errors(logging.Handler):
-    """What the socket logs at ERROR, or as a channel surprise."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.levelno >= logging.ERROR or message.startswith("! ignored"):
-            self.records.append(message)
-
-
 class Fuzzed:
     """A socket with a joined channel and a pending push, fed fuzzed frames."""
 
     def __init__(self, vsn: str) -> None:
         self.vsn = vsn
         self.socket, self.timers, self.network = open_socket(vsn=vsn)
-        self.errors = Errors()
+        self.errors = Problems()
         self.socket._log.addHandler(self.errors)
         self.channel = self.socket.channel("room:f")
         self.join = self.channel.join()  # ref "1"... whatever the counter says

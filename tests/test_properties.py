@@ -6,7 +6,6 @@ of server replies, time, resends, connection drops, channel errors and leaves.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -19,7 +18,7 @@ from phoenix_channels.serializer import (
     decode_binary,
     encode_binary,
 )
-from tests.fakes import open_socket
+from tests.fakes import Problems, open_socket
 
 SETTINGS = settings(
     max_examples=60,
@@ -197,19 +196,6 @@ OPERATIONS: dict[str, tuple[int, tuple[st.SearchStrategy[Any], ...]]] = {
 operations = st.sampled_from(
     [name for name, (weight, _) in OPERATIONS.items() for _ in range(weight)]
 ).flatmap(lambda name: st.tuples(st.just(name), *OPERATIONS[name][1]))
-
-
-class Problems(logging.Handler):
-    """Collects what the library logs as an error, or as a server surprise."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.levelno >= logging.ERROR or message.startswith("! ignored"):
-            self.records.append(message)
 
 
 class Tracked:
