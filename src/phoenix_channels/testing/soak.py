@@ -386,7 +386,7 @@ class _Run:
         self.config = config
         self.kinds = kinds
         self.report = SoakReport(
-            target="bundled demo server" if config.url is None else config.url,
+            target="the bundled demo server" if config.url is None else config.url,
             transport=config.transport,
             seed=config.seed,
             channels=config.channels,

@@ -105,7 +105,7 @@ class SoakReport:
 
     def _fault_table(self) -> list[str]:
         lines = [
-            f"Soak of the {self.target} over {self.transport}: "
+            f"Soak of {self.target} over {self.transport}: "
             f"{self.seconds:.1f} s, seed {self.seed}, {self.channels} channels, "
             f"{self.rate:g} pushes/s.",
             "",
