@@ -107,7 +107,7 @@ class Channel:
         self._binding_ref = 0
         self._push_buffer: list[Push] = []
         self._log = socket._log
-        self._join_push = Push(self, PHX_JOIN, self._join_payload, self._timeout)
+        self._join_push = Push(self, PHX_JOIN, self._params, self._timeout)
         self._join_push._add_hook("ok", register(self._on_join_ok), internal=True)
         self._join_push._add_hook("error", register(self._on_join_error), True)
         self._join_push._add_hook("timeout", register(self._on_join_timeout), True)
@@ -153,9 +153,6 @@ class Channel:
     @property
     def params(self) -> Mapping[str, Any]:
         """The join params (a callable is re-read at each join)."""
-        return self._params()
-
-    def _join_payload(self) -> Mapping[str, Any]:
         return self._params()
 
     # -- public API --------------------------------------------------------

@@ -58,14 +58,11 @@ class Heartbeat:
             self._timeout_timer.cancel()
             self._timeout_timer = None
 
-    def received(self, ref: str) -> bool:
-        """A frame with ``ref`` arrived; True if it answered the pending beat."""
-        if ref != self.pending_ref:
-            return False
-        self.stop()
-        self.pending_ref = None
-        self._beat_timer = self._timers.call_later(self.interval, self._beat)
-        return True
+    def received(self, ref: str) -> None:
+        """A frame with ``ref`` arrived: if it answers the pending beat, the
+        next beat goes one interval from now."""
+        if ref == self.pending_ref:
+            self.start()
 
     def _beat(self) -> None:
         self._beat_timer = None

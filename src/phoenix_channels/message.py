@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 __all__ = [
-    "CHANNEL_STATES",
     "DEFAULT_TIMEOUT",
     "DEFAULT_VSN",
     "PHX_CLOSE",
@@ -33,8 +32,6 @@ PHX_REPLY = "phx_reply"
 PHX_LEAVE = "phx_leave"
 HEARTBEAT_TOPIC = "phoenix"
 HEARTBEAT_EVENT = "heartbeat"
-
-CHANNEL_STATES = ("closed", "errored", "joined", "joining", "leaving")
 
 AUTH_TOKEN_PREFIX = "base64url.bearer.phx."
 

@@ -222,8 +222,7 @@ class Push:
             try:
                 return await self
             except PushTimeout:
-                status = "timeout"
-                if status not in on or failed + 1 >= attempts:
+                if "timeout" not in on or failed + 1 >= attempts:
                     raise
             except PushError as exc:
                 if exc.status not in on or failed + 1 >= attempts:
@@ -275,11 +274,8 @@ class Push:
             for hook_status, cb, internal in tuple(self._hooks):
                 if hook_status == status and (internal_hooks or not internal):
                     socket._invoke(cb, (response,))
-        waiters, self._waiters = self._waiters, None
-        if waiters:
-            for future in waiters:
-                if not future.done():
-                    future.set_result((status, response))
+        if self._waiters:
+            self._wake(status, response)
 
     def _abandon(self, status: str, response: Any) -> None:
         """End the attempt for the user's hooks and awaiters, then forget it.
@@ -294,11 +290,14 @@ class Push:
     def _release(self) -> None:
         """No attempt will follow: awaiters waiting for one get the last outcome."""
         if self._ref is None and self._waiters:
-            status, response = self._last or ("timeout", {})
-            waiters, self._waiters = self._waiters, None
-            for future in waiters:
-                if not future.done():
-                    future.set_result((status, response))
+            self._wake(*(self._last or ("timeout", {})))
+
+    def _wake(self, status: str, response: Any) -> None:
+        """Hand an outcome to everyone awaiting the push."""
+        waiters, self._waiters = self._waiters or [], None
+        for future in waiters:
+            if not future.done():
+                future.set_result((status, response))
 
     def _reset(self) -> None:
         """Forget the current attempt (PROTOCOL §3.3); hooks stay."""

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 __all__ = [
@@ -17,7 +15,6 @@ __all__ = [
     "SILENT_LOGGER",
     "is_secret",
     "redact_json_text",
-    "redact_params",
     "redact_url",
 ]
 
@@ -37,10 +34,6 @@ SILENT_LOGGER = logging.Logger("phoenix_channels.silent", logging.CRITICAL + 1)
 def is_secret(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_WORDS)
-
-
-def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: REDACTED if is_secret(str(k)) else v for k, v in params.items()}
 
 
 def redact_url(url: str) -> str:

@@ -99,11 +99,8 @@ class Socket:
         max_send_buffer: int = 10_000,
     ) -> None:
         self._endpoint = normalize_endpoint(endpoint)
-        if params is not None and not callable(params):
-            if not isinstance(params, Mapping):
-                raise TypeError(
-                    f"params must be a mapping or a callable, got {params!r}"
-                )
+        if not (params is None or callable(params) or isinstance(params, Mapping)):
+            raise TypeError(f"params must be a mapping or a callable, got {params!r}")
         self._params = params
         self.timeout = check_timeout(timeout)
         self.heartbeat_interval = check_timeout(
@@ -279,7 +276,7 @@ class Socket:
 
     def pending_pushes(self) -> list[Push]:
         """Pushes sent and still waiting for their reply or timeout."""
-        return [p for p in self._in_flight.values() if p._sent and p._status is None]
+        return [push for push in self._in_flight.values() if push._is_pending]
 
     async def ping(self, timeout: float | None = None) -> float:
         """One heartbeat round trip, in seconds.
@@ -293,11 +290,10 @@ class Socket:
                 "cannot ping: the socket is not connected; await socket.connect() first"
             )
         limit = self.timeout if timeout is None else check_timeout(timeout)
-        ref = self.make_ref()
         future = self._timers.create_future()
-        self._ping_waiters[ref] = future
         start = self._timers.now()
-        self._push(HEARTBEAT_TOPIC, HEARTBEAT_EVENT, {}, ref, None)
+        ref = self._send_heartbeat()
+        self._ping_waiters[ref] = future
         timer = self._timers.call_later(
             limit,
             lambda: fail(
@@ -556,7 +552,6 @@ class Socket:
 
     def _probe(self, answered: Callable[[], None]) -> None:
         """Send a heartbeat; call ``answered`` when its reply comes."""
-        ref = self.make_ref()
         future = self._timers.create_future()
 
         def on_reply(done: asyncio.Future[float]) -> None:
@@ -564,8 +559,7 @@ class Socket:
                 answered()
 
         future.add_done_callback(on_reply)
-        self._ping_waiters[ref] = future
-        self._push(HEARTBEAT_TOPIC, HEARTBEAT_EVENT, {}, ref, None)
+        self._ping_waiters[self._send_heartbeat()] = future
 
     def _schedule_reconnect(self) -> None:
         delay = self._reconnect_timer.schedule()
@@ -593,6 +587,7 @@ class Socket:
     # -- heartbeat -----------------------------------------------------------
 
     def _send_heartbeat(self) -> str:
+        """Send one heartbeat frame; its ref identifies the reply."""
         ref = self.make_ref()
         self._push(HEARTBEAT_TOPIC, HEARTBEAT_EVENT, {}, ref, None)
         return ref
@@ -677,7 +672,7 @@ class Socket:
 
     def _run_callbacks(self, kind: str, args: tuple[Any, ...]) -> None:
         for cb in tuple(self._callbacks[kind].values()):
-            invoke(cb, args, self._log, self._timers.spawn)
+            self._invoke(cb, args)
 
     def _invoke(self, cb: Registered, args: tuple[Any, ...]) -> None:
         invoke(cb, args, self._log, self._timers.spawn)

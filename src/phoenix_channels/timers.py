@@ -73,11 +73,6 @@ class AsyncioTimers:
         if not task.cancelled() and task.exception() is not None:
             self._on_task_error(task.exception())  # type: ignore[arg-type]
 
-    async def wait_idle(self) -> None:
-        """Wait for the callback tasks spawned so far (used on disconnect)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
 
 class RetryTimer:
     """A timer that counts its tries, like phoenix.js ``timer.js`` (PROTOCOL §2).

@@ -27,6 +27,7 @@ __all__ = [
     "Transport",
     "TransportFactory",
     "TransportListener",
+    "verification_disabled",
 ]
 
 Frame = str | bytes
@@ -81,3 +82,14 @@ class ConnectOptions:
 
 
 TransportFactory = Callable[[ConnectOptions, TransportListener], Transport]
+
+
+def verification_disabled(options: ConnectOptions) -> bool:
+    """``ssl=False``: certificates go unchecked, which is said in the log."""
+    if options.ssl is not False:
+        return False
+    options.logger.warning(
+        "! TLS certificate verification is disabled (ssl=False) for %s",
+        options.safe_url,
+    )
+    return True

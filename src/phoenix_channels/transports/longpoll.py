@@ -34,7 +34,7 @@ import httpx
 from ..errors import PhoenixError
 from ..message import AUTH_TOKEN_PREFIX
 from ..redact import redact_url
-from .base import ConnectOptions, Frame, TransportListener
+from .base import ConnectOptions, Frame, TransportListener, verification_disabled
 
 __all__ = ["LongPollError", "LongPollTransport", "poll_endpoint"]
 
@@ -340,10 +340,5 @@ def _auth_token(protocols: list[str] | None) -> str | None:
 def _verify(options: ConnectOptions) -> ssl_module.SSLContext | bool:
     if isinstance(options.ssl, ssl_module.SSLContext):
         return options.ssl
-    if options.ssl is False and options.url.startswith("wss"):
-        options.logger.warning(
-            "! TLS certificate verification is disabled (ssl=False) for %s",
-            options.safe_url,
-        )
-        return False
-    return True
+    secure = options.url.startswith("wss")
+    return not (secure and verification_disabled(options))

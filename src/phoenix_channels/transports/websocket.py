@@ -23,7 +23,12 @@ from websockets.uri import parse_uri
 
 from ..errors import PhoenixError
 from ..redact import SILENT_LOGGER
-from .base import ConnectOptions, Frame as Data, TransportListener
+from .base import (
+    ConnectOptions,
+    Frame as Data,
+    TransportListener,
+    verification_disabled,
+)
 
 __all__ = ["WebSocketTransport"]
 
@@ -294,11 +299,7 @@ def _ssl_context(secure: bool, options: ConnectOptions) -> ssl_module.SSLContext
     if isinstance(options.ssl, ssl_module.SSLContext):
         return options.ssl
     context = ssl_module.create_default_context()
-    if options.ssl is False:
-        options.logger.warning(
-            "! TLS certificate verification is disabled (ssl=False) for %s",
-            options.safe_url,
-        )
+    if verification_disabled(options):
         context.check_hostname = False
         context.verify_mode = ssl_module.CERT_NONE
     return context
