@@ -11,6 +11,7 @@ import heapq
 import json
 import logging
 from collections.abc import Callable, Coroutine
+from types import SimpleNamespace
 from typing import Any
 
 from phoenix_channels import Channel, Socket
@@ -227,6 +228,30 @@ def join_ok(
     network.conn.receive(reply(ref, ref, topic, "ok", response))
     assert channel.state == "joined"
     return channel
+
+
+def joining(timeout: float = 10.0, **options: Any) -> SimpleNamespace:
+    """An open socket with channel "topic" joining (join ref "3", no reply yet)."""
+    socket, timers, network = open_socket(timeout=timeout, **options)
+    channel = socket.channel("topic", {"one": "two"})
+    join = channel.join()
+    return SimpleNamespace(
+        socket=socket, timers=timers, network=network, channel=channel, join=join
+    )
+
+
+def joined(timeout: float = 10.0, **options: Any) -> SimpleNamespace:
+    """An open socket with channel "topic" joined (join ref "3")."""
+    socket, timers, network = open_socket(timeout=timeout, **options)
+    channel = join_ok(socket, network, "topic", {"one": "two"})
+    return SimpleNamespace(
+        socket=socket, timers=timers, network=network, channel=channel
+    )
+
+
+async def wait_for(push: Any) -> Any:
+    """``await push`` as a coroutine, so that it can run as a task."""
+    return await push
 
 
 def events(conn: MemoryTransport, topic: str | None = None) -> list[str]:

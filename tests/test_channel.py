@@ -26,9 +26,12 @@ from tests.fakes import (
     connect,
     events,
     join_ok,
+    joined,
+    joining,
     make_socket,
     open_socket,
     reply,
+    wait_for,
 )
 
 TIMEOUT = 10.0
@@ -37,11 +40,6 @@ TIMEOUT = 10.0
 def joins(network: Network, topic: str = "topic") -> list[Any]:
     """Every phx_join frame sent for ``topic`` so far, over any connection."""
     return [f for f in network.frames() if f[2] == topic and f[3] == "phx_join"]
-
-
-async def wait_for(push: Any) -> Any:
-    """``await push`` as a coroutine, so that it can run as a task."""
-    return await push
 
 
 def server_event(channel: Any, event: str, payload: Any = None) -> list[Any]:
@@ -295,16 +293,6 @@ async def test_with_socket_delay_only() -> None:
 # -- joinPush --------------------------------------------------------------------------
 
 
-def start_join(**options: Any) -> SimpleNamespace:
-    """An open socket with channel "topic" joining (join sent at t=0, ref "3")."""
-    socket, timers, network = open_socket(timeout=TIMEOUT, **options)
-    channel = socket.channel("topic", {"one": "two"})
-    join = channel.join()
-    return SimpleNamespace(
-        socket=socket, timers=timers, network=network, channel=channel, join=join
-    )
-
-
 def receive_ok(t: SimpleNamespace, response: Any) -> None:
     """Half the timeout later, the server accepts the join."""
     t.timers.advance(TIMEOUT / 2)
@@ -329,7 +317,7 @@ OK_RESPONSE = {"chan": "reply"}
 
 def test_join_ok_sets_channel_state_to_joined() -> None:
     """An ok reply to the join makes the channel joined."""
-    t = start_join()
+    t = joining()
     assert t.channel.state != "joined"
 
     receive_ok(t, OK_RESPONSE)
@@ -339,7 +327,7 @@ def test_join_ok_sets_channel_state_to_joined() -> None:
 
 def test_triggers_receive_ok_callback_after_ok_response() -> None:
     """An ok hook registered before the reply runs once, with the response."""
-    t = start_join()
+    t = joining()
     on_ok = Mock()
     t.join.receive("ok", on_ok)
 
@@ -350,7 +338,7 @@ def test_triggers_receive_ok_callback_after_ok_response() -> None:
 
 def test_triggers_receive_ok_callback_if_ok_response_already_received() -> None:
     """An ok hook registered after the reply runs at once, once."""
-    t = start_join()
+    t = joining()
     receive_ok(t, OK_RESPONSE)
     on_ok = Mock()
 
@@ -361,7 +349,7 @@ def test_triggers_receive_ok_callback_if_ok_response_already_received() -> None:
 
 def test_does_not_trigger_other_receive_callbacks_after_ok_response() -> None:
     """After an ok reply no error or timeout hook runs, even past the deadline."""
-    t = start_join()
+    t = joining()
     on_error, on_timeout = Mock(), Mock()
     t.join.receive("error", on_error).receive("timeout", on_timeout)
 
@@ -374,7 +362,7 @@ def test_does_not_trigger_other_receive_callbacks_after_ok_response() -> None:
 
 def test_join_ok_clears_timeout_timer() -> None:
     """After an ok reply the join's deadline passes without a timeout or a phx_leave."""
-    t = start_join()
+    t = joining()
 
     # t=5: ok; t=15: the old deadline (t=10) has passed
     receive_ok(t, OK_RESPONSE)
@@ -386,7 +374,7 @@ def test_join_ok_clears_timeout_timer() -> None:
 
 def test_join_ok_sets_received_resp() -> None:
     """The join push has no result before the reply, and ok with its response after."""
-    t = start_join()
+    t = joining()
     assert (t.join.status, t.join.response) == (None, None)
 
     receive_ok(t, OK_RESPONSE)
@@ -396,7 +384,7 @@ def test_join_ok_sets_received_resp() -> None:
 
 def test_join_ok_removes_channel_bindings() -> None:
     """The join is pending (bound to its ref) until the reply, then no longer."""
-    t = start_join()
+    t = joining()
     assert t.socket.pending_pushes() == [t.join]
 
     receive_ok(t, OK_RESPONSE)
@@ -406,7 +394,7 @@ def test_join_ok_removes_channel_bindings() -> None:
 
 def test_resets_channel_rejoin_timer() -> None:
     """A join ok resets the rejoin backoff: the next error rejoins after 1 s again."""
-    t = start_join()
+    t = joining()
     # t=5: refused; t=6: rejoin after 1 s (backoff try 1), accepted at once
     receive_error(t, {})
     t.timers.advance(1.0)
@@ -423,7 +411,7 @@ def test_resets_channel_rejoin_timer() -> None:
 
 def test_sends_and_empties_channels_buffered_push_events() -> None:
     """Pushes buffered while joining are sent by the time user ok hooks run."""
-    t = start_join()
+    t = joining()
     t.channel.push("event", {"foo": "bar"})
     seen_in_hook: list[list[str]] = []
     t.join.receive("ok", lambda: seen_in_hook.append(events(t.network.conn)))
@@ -438,7 +426,7 @@ def test_sends_and_empties_channels_buffered_push_events() -> None:
 
 def test_join_timeout_sets_channel_state_to_errored() -> None:
     """Inside the user's timeout hook the channel is already errored."""
-    t = start_join()
+    t = joining()
     states: list[str] = []
     t.join.receive("timeout", lambda: states.append(t.channel.state))
 
@@ -449,7 +437,7 @@ def test_join_timeout_sets_channel_state_to_errored() -> None:
 
 def test_triggers_receive_timeout_callback_after_ok_response() -> None:
     """(misnamed in phoenix.js) The timeout hook runs once when the join times out."""
-    t = start_join()
+    t = joining()
     on_timeout = Mock()
     t.join.receive("timeout", on_timeout)
 
@@ -461,7 +449,7 @@ def test_triggers_receive_timeout_callback_after_ok_response() -> None:
 
 def test_does_not_trigger_other_receive_callbacks_after_timeout_response() -> None:
     """A late ok reply for a join that timed out runs neither ok nor error hooks."""
-    t = start_join(rejoin_after=lambda tries: 1000.0)
+    t = joining(rejoin_after=lambda tries: 1000.0)
     on_ok, on_error = Mock(), Mock()
     t.join.receive("ok", on_ok).receive("error", on_error)
 
@@ -476,7 +464,7 @@ def test_does_not_trigger_other_receive_callbacks_after_timeout_response() -> No
 
 def test_schedules_rejoin_timer_timeout() -> None:
     """After a join timeout the channel rejoins after the first backoff step, 1 s."""
-    t = start_join()
+    t = joining()
 
     # t=10: timeout
     t.timers.advance(TIMEOUT + 0.99)
@@ -494,7 +482,7 @@ ERROR_RESPONSE = {"chan": "fail"}
 
 def test_triggers_receive_error_callback_after_error_response() -> None:
     """An error hook runs once, even when the error reply is repeated."""
-    t = start_join()
+    t = joining()
     assert t.channel.state == "joining"
     on_error = Mock()
     t.join.receive("error", on_error)
@@ -507,7 +495,7 @@ def test_triggers_receive_error_callback_after_error_response() -> None:
 
 def test_triggers_receive_error_callback_if_error_response_already_received() -> None:
     """An error hook registered after the error reply runs at once, once."""
-    t = start_join()
+    t = joining()
     receive_error(t, ERROR_RESPONSE)
     on_error = Mock()
 
@@ -518,7 +506,7 @@ def test_triggers_receive_error_callback_if_error_response_already_received() ->
 
 def test_does_not_trigger_other_receive_callbacks_after_error_response() -> None:
     """An error hook that leaves runs once; ok and timeout hooks never run."""
-    t = start_join()
+    t = joining()
     on_ok, on_error, on_timeout = Mock(), Mock(), Mock()
 
     def error_then_leave() -> None:
@@ -538,7 +526,7 @@ def test_does_not_trigger_other_receive_callbacks_after_error_response() -> None
 
 def test_join_error_clears_timeout_timer() -> None:
     """After an error reply the join's deadline passes without a timeout."""
-    t = start_join(rejoin_after=lambda tries: 1000.0)
+    t = joining(rejoin_after=lambda tries: 1000.0)
     on_timeout = Mock()
     t.join.receive("timeout", on_timeout)
 
@@ -552,7 +540,7 @@ def test_join_error_clears_timeout_timer() -> None:
 
 def test_sets_received_resp_with_error_trigger_after_binding() -> None:
     """An error hook registered before the reply gets the error response."""
-    t = start_join()
+    t = joining()
     responses: list[Any] = []
     t.join.receive("error", responses.append)
 
@@ -564,7 +552,7 @@ def test_sets_received_resp_with_error_trigger_after_binding() -> None:
 
 def test_sets_received_resp_with_error_trigger_before_binding() -> None:
     """An error hook registered after the reply gets the error response too."""
-    t = start_join()
+    t = joining()
     receive_error(t, ERROR_RESPONSE)
     responses: list[Any] = []
 
@@ -575,7 +563,7 @@ def test_sets_received_resp_with_error_trigger_before_binding() -> None:
 
 def test_does_not_set_channel_state_to_joined() -> None:
     """A refused join leaves the channel errored."""
-    t = start_join()
+    t = joining()
 
     receive_error(t, ERROR_RESPONSE)
 
@@ -584,7 +572,7 @@ def test_does_not_set_channel_state_to_joined() -> None:
 
 def test_does_not_trigger_channels_buffered_push_events() -> None:
     """A refused join does not send the pushes buffered meanwhile."""
-    t = start_join()
+    t = joining()
     t.channel.push("event", {"foo": "bar"})
 
     receive_error(t, ERROR_RESPONSE)
@@ -595,18 +583,9 @@ def test_does_not_trigger_channels_buffered_push_events() -> None:
 # -- onError ---------------------------------------------------------------------------
 
 
-def joined_socket(**options: Any) -> SimpleNamespace:
-    """An open socket with channel "topic" joined (join ref "3")."""
-    socket, timers, network = open_socket(timeout=TIMEOUT, **options)
-    channel = join_ok(socket, network, "topic", {"one": "two"})
-    return SimpleNamespace(
-        socket=socket, timers=timers, network=network, channel=channel
-    )
-
-
 def test_sets_state_to_errored() -> None:
     """A phx_error from the server makes a joined channel errored."""
-    t = joined_socket()
+    t = joined()
     assert t.channel.state != "errored"
 
     t.network.conn.receive(server_event(t.channel, "phx_error"))
@@ -616,7 +595,7 @@ def test_sets_state_to_errored() -> None:
 
 def test_does_not_trigger_redundant_errors_during_backoff() -> None:
     """Errors for the previous join do not add rejoins to the backoff schedule."""
-    t = joined_socket()
+    t = joined()
 
     # t=0: the channel crashes; t=1: one rejoin
     t.network.conn.receive(server_event(t.channel, "phx_error"))
@@ -634,7 +613,7 @@ def test_does_not_trigger_redundant_errors_during_backoff() -> None:
 
 def test_does_not_rejoin_if_channel_leaving() -> None:
     """A transport error leaves a leaving channel alone (state forced, as in JS)."""
-    t = joined_socket()
+    t = joined()
     t.channel._state = ChannelState.LEAVING
 
     t.network.conn.fail(OSError("boom"))
@@ -648,7 +627,7 @@ def test_does_not_rejoin_if_channel_leaving() -> None:
 
 def test_does_not_rejoin_if_channel_closed() -> None:
     """A transport error leaves a closed channel alone (state forced, as in JS)."""
-    t = joined_socket()
+    t = joined()
     t.channel._state = ChannelState.CLOSED
 
     t.network.conn.fail(OSError("boom"))
@@ -662,7 +641,7 @@ def test_does_not_rejoin_if_channel_closed() -> None:
 
 def test_triggers_additional_callbacks_after_join() -> None:
     """A user on_error callback gets the phx_error payload once."""
-    t = joined_socket()
+    t = joined()
     on_error = Mock()
     t.channel.on_error(on_error)
     on_error.assert_not_called()
@@ -678,7 +657,7 @@ def test_triggers_additional_callbacks_after_join() -> None:
 async def test_phx_error_while_joining_ends_the_join_attempt_with_error() -> None:
     """Deliberate difference (2): a phx_error while joining ends the join with "error"
     and the phx_error payload (phoenix.js silently resets the join push)."""
-    t = start_join()
+    t = joining()
     on_error = Mock()
     t.join.receive("error", on_error)
     waiting = asyncio.ensure_future(wait_for(t.join))
@@ -698,7 +677,7 @@ async def test_phx_error_while_joining_ends_the_join_attempt_with_error() -> Non
 def test_phx_error_while_joining_rejoins_once_after_backoff() -> None:
     """Deliberate difference (2): the ended join does not run the internal join-error
     handling, so the phx_error schedules the only rejoin, 1 s later."""
-    t = start_join()
+    t = joining()
 
     t.network.conn.receive(["3", "3", "topic", "phx_error", {}])
 
@@ -716,7 +695,7 @@ def test_phx_error_while_joining_rejoins_once_after_backoff() -> None:
 
 def test_sets_state_to_closed() -> None:
     """A phx_close from the server closes a joining channel."""
-    t = start_join()
+    t = joining()
     assert t.channel.state != "closed"
 
     t.network.conn.receive(server_event(t.channel, "phx_close"))
@@ -726,7 +705,7 @@ def test_sets_state_to_closed() -> None:
 
 def test_does_not_rejoin() -> None:
     """A channel closed by the server never sends another phx_join."""
-    t = start_join()
+    t = joining()
 
     t.network.conn.receive(server_event(t.channel, "phx_close"))
 
@@ -738,7 +717,7 @@ def test_does_not_rejoin() -> None:
 
 def test_triggers_additional_callbacks() -> None:
     """A user on_close callback runs once, with the phx_close payload."""
-    t = start_join()
+    t = joining()
     on_close = Mock()
     t.channel.on_close(on_close)
     on_close.assert_not_called()
@@ -751,7 +730,7 @@ def test_triggers_additional_callbacks() -> None:
 
 def test_removes_channel_from_socket() -> None:
     """A channel closed by the server is removed from the socket."""
-    t = start_join()
+    t = joining()
     assert channels_of(t.socket) == [t.channel]
 
     t.network.conn.receive(server_event(t.channel, "phx_close"))
@@ -764,12 +743,12 @@ def test_removes_channel_from_socket() -> None:
 # -- canPush ---------------------------------------------------------------------------
 
 
-async def _connected_joined() -> tuple[Any, Any]:
+def _connected_joined() -> tuple[Any, Any]:
     socket, _, network = open_socket()
     return socket, join_ok(socket, network)
 
 
-async def _closing_joined() -> tuple[Any, Any]:
+def _closing_joined() -> tuple[Any, Any]:
     socket, _, network = open_socket()
     channel = join_ok(socket, network)
     network.conn.auto_close = False
@@ -777,28 +756,28 @@ async def _closing_joined() -> tuple[Any, Any]:
     return socket, channel
 
 
-async def _connected_joining() -> tuple[Any, Any]:
+def _connected_joining() -> tuple[Any, Any]:
     socket, _, _ = open_socket()
     channel = socket.channel("topic")
     channel.join()
     return socket, channel
 
 
-async def _disconnected_joining() -> tuple[Any, Any]:
+def _disconnected_joining() -> tuple[Any, Any]:
     socket, _, _ = make_socket()
     channel = socket.channel("topic")
     channel.join()
     return socket, channel
 
 
-async def _connected_errored() -> tuple[Any, Any]:
+def _connected_errored() -> tuple[Any, Any]:
     socket, _, network = open_socket()
     channel = join_ok(socket, network)
     network.conn.receive(server_event(channel, "phx_error"))
     return socket, channel
 
 
-async def _connected_closed() -> tuple[Any, Any]:
+def _connected_closed() -> tuple[Any, Any]:
     socket, _, network = open_socket()
     channel = join_ok(socket, network)
     channel.leave()
@@ -816,11 +795,11 @@ async def _connected_closed() -> tuple[Any, Any]:
         (_connected_closed, "open", "closed", False),
     ],
 )
-async def test_can_push(
+def test_can_push(
     setup: Any, socket_state: str, channel_state: str, expected: bool
 ) -> None:
     """can_push() is true only when the socket is open and the channel joined."""
-    socket, channel = await setup()
+    socket, channel = setup()
 
     assert (socket.connection_state, channel.state) == (socket_state, channel_state)
     assert channel.can_push() is expected
@@ -922,7 +901,7 @@ def test_removes_callback_by_its_ref() -> None:
 
 def test_unsubscribes_from_server_events() -> None:
     """leave() sends phx_leave with an empty payload and the current join_ref."""
-    t = joined_socket()
+    t = joined()
     join_ref = t.channel.join_ref
 
     t.channel.leave()
@@ -932,7 +911,7 @@ def test_unsubscribes_from_server_events() -> None:
 
 def test_closes_channel_on_ok_from_server() -> None:
     """A left channel is removed from the socket; other channels stay."""
-    t = joined_socket()
+    t = joined()
     another = t.socket.channel("another", {"three": "four"})
     assert len(channels_of(t.socket)) == 2
 
@@ -943,7 +922,7 @@ def test_closes_channel_on_ok_from_server() -> None:
 
 def test_sets_state_to_closed_on_ok_event() -> None:
     """leave() closes the channel locally at once, without waiting for the server."""
-    t = joined_socket()
+    t = joined()
     assert t.channel.state != "closed"
 
     leave = t.channel.leave()
@@ -954,7 +933,7 @@ def test_sets_state_to_closed_on_ok_event() -> None:
 
 def test_leave_calls_on_close_with_leave() -> None:
     """on_close callbacks get "leave" when the channel is left (PROTOCOL §4.5)."""
-    t = joined_socket()
+    t = joined()
     on_close = Mock()
     t.channel.on_close(on_close)
 
@@ -967,7 +946,7 @@ def test_leave_calls_on_close_with_leave() -> None:
 def test_leave_while_joining_ends_the_join_with_timeout_at_its_deadline() -> None:
     """Deliberate difference (3): leave() keeps a pending join's timer, so that join
     attempt ends with "timeout" at its deadline (phoenix.js cancels it)."""
-    t = start_join()
+    t = joining()
     on_timeout = Mock()
     t.join.receive("timeout", on_timeout)
 
@@ -989,7 +968,7 @@ def test_leave_while_joining_ends_the_join_with_timeout_at_its_deadline() -> Non
 
 def test_drops_messages_of_an_outdated_join() -> None:
     """Messages tagged with another join's ref are dropped; untagged ones pass."""
-    t = joined_socket()
+    t = joined()
     received = Mock()
     t.channel.on("event", received)
 
@@ -1008,7 +987,7 @@ def test_drops_messages_of_an_outdated_join() -> None:
 
 def test_join_timeout_sends_phx_leave_with_the_timed_out_join_ref() -> None:
     """Scenario A: a timed-out join is left with its own join_ref, then rejoined."""
-    t = start_join()
+    t = joining()
 
     # t=10: the join times out; t=11: rejoin
     t.timers.advance(TIMEOUT + 1.0)
@@ -1023,7 +1002,7 @@ def test_join_timeout_sends_phx_leave_with_the_timed_out_join_ref() -> None:
 def test_one_backoff_counter_serves_every_rejoin_cause() -> None:
     """Scenario B: after a phx_error rejoin, refused rejoins back off 2, 5, 10, 10,
     10 s, and the user's join error hook runs for each refusal."""
-    t = start_join()
+    t = joining()
     on_join_error = Mock()
     t.join.receive("error", on_join_error)
     t.network.conn.receive(reply("3", "3", "topic", "ok"))

@@ -16,7 +16,12 @@ import httpx
 import pytest
 
 from phoenix_channels.transports.base import ConnectOptions
-from phoenix_channels.transports.longpoll import LongPollTransport, poll_endpoint
+from phoenix_channels.transports.longpoll import (
+    LongPollTransport,
+    _auth_token,
+    poll_endpoint,
+)
+from tests.fakes import make_socket
 
 WAIT = 5.0
 URL = "ws://example.com/socket/websocket?vsn=2.0.0"
@@ -314,30 +319,22 @@ async def _until(predicate: Any) -> None:
 @pytest.mark.parametrize("protocols", [None, [], ["phoenix"]])
 def test_no_auth_token_without_a_bearer_protocol(protocols: list[str] | None) -> None:
     """Undefined, null and empty protocols (or no bearer entry) mean no token."""
-    from phoenix_channels.transports.longpoll import _auth_token
-
     assert _auth_token(protocols) is None
 
 
 def test_extracts_the_auth_token_from_valid_protocols() -> None:
     """["phoenix", "base64url.bearer.phx.<b64 without =>"] gives the token back."""
-    from phoenix_channels.transports.longpoll import _auth_token
-
     encoded = base64.b64encode(b"1234").decode().rstrip("=")
     assert _auth_token(["phoenix", "base64url.bearer.phx." + encoded]) == "1234"
 
 
 def test_socket_sends_no_protocols_without_an_auth_token() -> None:
     """transportConnect passes protocols only when there is an auth token."""
-    from tests.fakes import make_socket
-
     socket, _, _ = make_socket()
     assert socket._protocols() is None
 
 
 def test_socket_protocols_carry_the_auth_token_without_padding() -> None:
     """The token rides as "base64url.bearer.phx." + standard base64 minus "="."""
-    from tests.fakes import make_socket
-
     socket, _, _ = make_socket(auth_token="1234")
     assert socket._protocols() == ["phoenix", "base64url.bearer.phx.MTIzNA"]

@@ -18,7 +18,7 @@ from phoenix_channels.serializer import (
     decode_binary,
     encode_binary,
 )
-from tests.fakes import Problems, open_socket
+from tests.fakes import Problems, open_socket, reply
 
 SETTINGS = settings(
     max_examples=60,
@@ -156,9 +156,7 @@ def test_arbitrary_frames_never_break_the_socket(frames: list[Any]) -> None:
 
     for frame in frames:
         network.conn.receive(frame)
-    network.conn.receive(
-        json.dumps(["3", "3", "topic", "phx_reply", {"status": "ok", "response": {}}])
-    )
+    network.conn.receive(reply("3", "3", "topic"))
 
     assert socket.is_connected()
     assert join.status == "ok"

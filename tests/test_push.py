@@ -16,28 +16,9 @@ from unittest.mock import Mock
 import pytest
 
 from phoenix_channels import JoinError, PushError, PushTimeout
-from tests.fakes import events, join_ok, open_socket, reply
+from tests.fakes import events, joined, joining, open_socket, reply, wait_for
 
 TIMEOUT = 10.0
-
-
-def joining(**options: Any) -> SimpleNamespace:
-    """An open socket with channel "topic" joining (join ref "3", no reply yet)."""
-    socket, timers, network = open_socket(timeout=TIMEOUT, **options)
-    channel = socket.channel("topic", {"one": "two"})
-    join = channel.join()
-    return SimpleNamespace(
-        socket=socket, timers=timers, network=network, channel=channel, join=join
-    )
-
-
-def joined(**options: Any) -> SimpleNamespace:
-    """An open socket with channel "topic" joined (join ref "3")."""
-    socket, timers, network = open_socket(timeout=TIMEOUT, **options)
-    channel = join_ok(socket, network, "topic", {"one": "two"})
-    return SimpleNamespace(
-        socket=socket, timers=timers, network=network, channel=channel
-    )
 
 
 def answer(
@@ -47,11 +28,6 @@ def answer(
     t.network.conn.receive(
         reply(t.channel.join_ref, push.ref, "topic", status, response)
     )
-
-
-async def wait_for(push: Any) -> Any:
-    """``await push`` as a coroutine, so that it can run as a task."""
-    return await push
 
 
 # -- push (channel_test.js) ------------------------------------------------------------
@@ -503,11 +479,11 @@ def test_binary_push_with_overlong_metadata_raises_before_sending(
 ) -> None:
     """A topic or event above 255 UTF-8 bytes cannot go in a binary frame:
     channel.push raises ValueError at the call, joined or not, and sends nothing."""
-    for joined in (False, True):
+    for is_joined in (False, True):
         socket, _, network = open_socket()
         channel = socket.channel(topic)
         channel.join()
-        if joined:
+        if is_joined:
             network.conn.receive(reply("3", "3", topic, "ok"))
         sent = len(network.conn.sent)
         with pytest.raises(ValueError, match=f"{field}.*must be less than or equal"):

@@ -37,11 +37,6 @@ from tests.fakes import (
 ENDPOINT = "ws://example.com/socket"
 
 
-def joins(network: Network, topic: str = "topic") -> list[Any]:
-    """Every phx_join frame sent for ``topic``, over any connection."""
-    return [f for f in network.frames() if f[2] == topic and f[3] == "phx_join"]
-
-
 def start_connecting(**options: Any) -> tuple[Socket, Any, Network]:
     """A socket whose first transport exists but has not opened yet."""
     socket, timers, network = make_socket(**options)
@@ -242,20 +237,10 @@ def test_returns_endpoint_for_given_path_on_http_host() -> None:
 # -- connect with WebSocket ------------------------------------------------------------
 
 
-async def test_establishes_websocket_connection_with_endpoint() -> None:
-    """connect() opens one transport on endpoint_url()."""
-    socket, _, network = make_socket()
-
-    await connect(socket, network)
-
-    assert len(network.transports) == 1
-    assert network.conn.url == socket.endpoint_url()
-    assert socket.connection_state == "open"
-
-
-async def test_sets_callbacks_for_connection() -> None:
-    """Transport open, error, message and close reach the socket's callbacks."""
-    socket, _, network = make_socket()
+async def check_connection_callbacks(network: Network) -> None:
+    """Open, error, message and close of ``network``'s transport reach the socket's
+    callbacks."""
+    socket, _, network = make_socket(network=network)
     opens, closes, errors, messages = Mock(), Mock(), Mock(), Mock()
     socket.on_open(opens)
     socket.on_close(closes)
@@ -273,6 +258,22 @@ async def test_sets_callbacks_for_connection() -> None:
 
     conn.server_close(1006)
     assert closes.call_count == 1
+
+
+async def test_establishes_websocket_connection_with_endpoint() -> None:
+    """connect() opens one transport on endpoint_url()."""
+    socket, _, network = make_socket()
+
+    await connect(socket, network)
+
+    assert len(network.transports) == 1
+    assert network.conn.url == socket.endpoint_url()
+    assert socket.connection_state == "open"
+
+
+async def test_sets_callbacks_for_connection() -> None:
+    """Transport open, error, message and close reach the socket's callbacks."""
+    await check_connection_callbacks(Network())
 
 
 async def test_is_idempotent() -> None:
@@ -326,24 +327,7 @@ def test_establishes_long_poll_connection_with_endpoint() -> None:
 
 async def test_long_poll_sets_callbacks_for_connection() -> None:
     """Open, error, message and close of a long-poll transport reach the callbacks."""
-    socket, _, network = make_socket(network=Network(LongPollMemoryTransport))
-    opens, closes, errors, messages = Mock(), Mock(), Mock(), Mock()
-    socket.on_open(opens)
-    socket.on_close(closes)
-    socket.on_error(errors)
-    socket.on_message(lambda message: messages(message.payload))
-    conn = await connect(socket, network)
-    assert opens.call_count == 1
-
-    error = OSError("error")
-    conn.fail(error)
-    assert errors.call_args.args[0] is error
-
-    conn.receive([None, None, "topic", "event", "payload"])
-    messages.assert_called_once_with("payload")
-
-    conn.server_close(1006)
-    assert closes.call_count == 1
+    await check_connection_callbacks(Network(LongPollMemoryTransport))
 
 
 async def test_long_poll_is_idempotent() -> None:
