@@ -24,10 +24,6 @@ HERE = Path(__file__).resolve().parent
 CLIENTS = HERE / "clients"
 NODE_DIR = HERE / "node"
 
-_SERVE = (
-    "import sys; from phoenix_channels.cli import main; sys.exit(main(sys.argv[1:]))"
-)
-
 
 class ProcessError(RuntimeError):
     """A benchmark process failed, hung or said something unexpected.
@@ -46,7 +42,6 @@ class _Lines:
 
     def __init__(self, pipe: IO[str]) -> None:
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self.tail: list[str] = []
         thread = threading.Thread(target=self._pump, args=(pipe,), daemon=True)
         thread.start()
 
@@ -58,12 +53,9 @@ class _Lines:
     def get(self, timeout: float) -> str | None:
         """The next line; None at end of file. Raises TimeoutError."""
         try:
-            line = self._queue.get(timeout=timeout)
+            return self._queue.get(timeout=timeout)
         except queue.Empty:
             raise TimeoutError from None
-        if line is not None:
-            self.tail = (self.tail + [line])[-20:]
-        return line
 
 
 class _Stderr:
@@ -91,7 +83,7 @@ class BundledServer:
 
     def __enter__(self) -> BundledServer:
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVE, "serve", "--port", "0"]
+            [sys.executable, "-m", "phoenix_channels", "serve", "--port", "0"]
             + ["--max-channels", str(self.max_channels)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -114,11 +106,6 @@ class BundledServer:
                 return self
         self.stop()
         raise ProcessError(f"the bundled server did not start:\n{self._stderr.text()}")
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
 
     def stop(self) -> None:
         proc = self._proc
@@ -245,7 +232,7 @@ def node_worker(node: str) -> Worker:
     return Worker("phoenix.js", argv, dict(os.environ), NODE_DIR)
 
 
-def drive_broadcasts(url: str, topic: str, messages: int, vsn: str = "2.0.0") -> None:
+def drive_broadcasts(url: str, topic: str, messages: int) -> None:
     """Join ``topic`` on a connection of our own and push ``messages``
     ``broadcast`` events at once; the server fans each one out to the topic.
 

@@ -231,45 +231,50 @@ def _one(
     results: Results,
     rep: int,
 ) -> None:
-    name, timeout = worker.name, plan.call_timeout
-    label = f"{op}-{channels}-{rep}"
+    name = worker.name
+    got = run_scenario(worker, op, channels, url, plan, f"{op}-{channels}-{rep}")
     if op == "round_trips":
-        args = {"url": url, "topic": topic(name, label)}
-        got = worker.call(
-            op, {**args, "count": plan.rt, "warmup": plan.rt_warmup}, timeout
-        )
         results.put("rt_cpu", name, rep, got["cpu_s"] / got["n"] * 1e6)
         results.put("rt_wall", name, rep, got["wall_s"] / got["n"] * 1e6)
         shown = f"{got['cpu_s'] / got['n'] * 1e6:.1f} µs CPU per round trip"
     elif op == "pipelined":
-        args = {"url": url, "topic": topic(name, label)}
-        args |= {"count": plan.pipe, "warmup": plan.pipe_warmup}
-        got = worker.call(op, args, timeout)
         results.put("pipe_cpu", name, rep, got["cpu_s"] / got["n"] * 1e6)
         results.put("pipe_wall", name, rep, got["wall_s"] * 1e3)
         results.put("pipe_rate", name, rep, got["n"] / got["wall_s"])
         shown = f"{got['cpu_s'] / got['n'] * 1e6:.1f} µs CPU per push"
     elif op == "dispatch":
-        target = topic(name, label)
-        args = {"url": url, "topic": target}
-        args |= {"channels": channels, "messages": plan.messages}
-        args["warmup"] = plan.dispatch_warmup
-        total = plan.messages + plan.dispatch_warmup
-        got = worker.call(
-            op, args, timeout, lambda: drive_broadcasts(url, target, total)
-        )
         results.put(f"dispatch_{channels}", name, rep, got["cpu_s"] / got["n"] * 1e6)
         if got.get("rejected"):
             results.flagged.add((f"dispatch_{channels}", name))
         shown = f"{got['cpu_s'] / got['n'] * 1e6:.1f} µs CPU per message"
     else:
-        args = {"url": url, "topic": topic(name, label), "count": plan.pending}
-        got = worker.call(op, args, timeout)
         if got["pending"] < got["n"]:
             results.note(name, f"only {got['pending']} of {got['n']} pushes pending")
         results.put(f"mem_{plan.pending}", name, rep, got["bytes"] / got["n"])
         shown = f"{got['bytes'] / got['n']:.0f} B per pending push"
     say(f"  {LABELS[name]:18} {op} {channels or '':>5} {shown}")
+
+
+def run_scenario(
+    worker: Worker, op: str, channels: int, url: str, plan: Plan, label: str
+) -> dict[str, Any]:
+    """Run scenario ``op`` of ``plan`` on a fresh topic; a dispatch gets its
+    broadcasts driven once the worker is ready."""
+    target = topic(worker.name, label)
+    args: dict[str, Any] = {"url": url, "topic": target}
+    on_ready = None
+    if op == "round_trips":
+        args |= {"count": plan.rt, "warmup": plan.rt_warmup}
+    elif op == "pipelined":
+        args |= {"count": plan.pipe, "warmup": plan.pipe_warmup}
+    elif op == "dispatch":
+        args |= {"channels": channels, "messages": plan.messages}
+        args["warmup"] = plan.dispatch_warmup
+        total = plan.messages + plan.dispatch_warmup
+        on_ready = functools.partial(drive_broadcasts, url, target, total)
+    else:
+        args["count"] = plan.pending
+    return worker.call(op, args, plan.call_timeout, on_ready)
 
 
 # -- the report -------------------------------------------------------------------
@@ -462,37 +467,15 @@ def profile_ours(url: str, plan: Plan, top: int = 12) -> None:
     """cProfile of our client's worker during the measured part of (a), (b), (c)."""
     with tempfile.TemporaryDirectory() as folder:
         worker = python_worker("ours", "ours.py", profile_dir=Path(folder)).start()
+        most = plan.channels[-1]
         runs = [
-            (
-                "(a) sequential round trips",
-                "round_trips",
-                {"count": plan.rt, "warmup": plan.rt_warmup},
-            ),
-            (
-                "(b) pipelined pushes",
-                "pipelined",
-                {"count": plan.pipe, "warmup": plan.pipe_warmup},
-            ),
-            (
-                f"(c) dispatch, {plan.channels[-1]:,} channels",
-                "dispatch",
-                {
-                    "channels": plan.channels[-1],
-                    "messages": plan.messages,
-                    "warmup": plan.dispatch_warmup,
-                },
-            ),
+            ("(a) sequential round trips", "round_trips", 0),
+            ("(b) pipelined pushes", "pipelined", 0),
+            (f"(c) dispatch, {most:,} channels", "dispatch", most),
         ]
         try:
-            for index, (title, op, extra) in enumerate(runs):
-                target = topic("ours", f"profile-{op}")
-                ready = None
-                if op == "dispatch":
-                    total = plan.messages + plan.dispatch_warmup
-                    ready = functools.partial(drive_broadcasts, url, target, total)
-                worker.call(
-                    op, {"url": url, "topic": target, **extra}, plan.call_timeout, ready
-                )
+            for index, (title, op, channels) in enumerate(runs):
+                run_scenario(worker, op, channels, url, plan, f"profile-{op}")
                 print()
                 print(
                     f"### Profile of our client: {title} (cProfile, measured part only)"

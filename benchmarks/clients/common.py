@@ -81,9 +81,18 @@ class MemoryProbe:
         return grown
 
 
-def payload_bytes(sample: Any) -> int:
-    """Size of one payload as JSON (as node/client.mjs counts it), for the report."""
-    return len(json.dumps(sample, separators=(",", ":")))
+def memory_result(
+    grown: int, pending: int, data: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What ``pending_memory`` answers: ``grown`` heap bytes while ``pending``
+    of the pushes of ``data`` waited, and the size of one payload as JSON (as
+    node/client.mjs counts it), for the report."""
+    return {
+        "bytes": grown,
+        "n": len(data),
+        "pending": pending,
+        "payload_bytes": len(json.dumps(data[0], separators=(",", ":"))),
+    }
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -137,11 +146,3 @@ def _run(
     finally:
         _profiler = None
     return result
-
-
-async def wait_drained(get_buffer_size: Callable[[], int], limit: float = 30.0) -> None:
-    """Wait until the transport has handed every queued byte to the kernel."""
-    deadline = time.monotonic() + limit
-    while get_buffer_size() and time.monotonic() < deadline:
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0.05)

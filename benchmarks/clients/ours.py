@@ -6,7 +6,7 @@ import asyncio
 from importlib.metadata import version
 from typing import Any
 
-from common import Clock, MemoryProbe, payload_bytes, payloads, serve
+from common import Clock, MemoryProbe, memory_result, payloads, serve
 
 from phoenix_channels import Socket
 
@@ -100,12 +100,7 @@ async def pending_memory(url: str, topic: str, count: int) -> dict[str, Any]:
     grown = probe.stop()
     await socket.disconnect()
     assert len(pushes) == count
-    return {
-        "bytes": grown,
-        "n": count,
-        "pending": pending,
-        "payload_bytes": payload_bytes(data[0]),
-    }
+    return memory_result(grown, pending, data)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
-from common import Clock, MemoryProbe, payload_bytes, payloads, serve
+from common import Clock, MemoryProbe, memory_result, payloads, serve
 from websockets.asyncio.client import ClientConnection, connect
 
 encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -139,12 +139,7 @@ async def pending_memory(url: str, topic: str, count: int) -> dict[str, Any]:
         pass
     grown = probe.stop()
     await ws.close()
-    return {
-        "bytes": grown,
-        "n": count,
-        "pending": len(pending),
-        "payload_bytes": payload_bytes(data[0]),
-    }
+    return memory_result(grown, len(pending), data)
 
 
 if __name__ == "__main__":

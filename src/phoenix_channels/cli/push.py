@@ -22,12 +22,8 @@ async def run_push(args: argparse.Namespace) -> int:
         if not isinstance(payload, dict):
             raise ValueError("the JSON payload must be an object, e.g. '{\"a\": 1}'")
         socket = make_socket(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONNECT
-    try:
         await socket.connect()
-    except ConnectError as exc:
+    except (ValueError, ConnectError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONNECT
     try:

@@ -291,7 +291,6 @@ class _Member:
 
     def __init__(self, run: _Run, topic: str) -> None:
         self.topic = topic
-        self.left = False
         self.errors = 0
         self.closes = 0
         self._report = run.report
@@ -317,6 +316,10 @@ class _Member:
     def joined(self) -> bool:
         return self.channel.state == "joined"
 
+    @property
+    def left(self) -> bool:
+        return self._strong is None
+
     def leave(self) -> None:
         self.channel.leave()
         self._strong = None
@@ -324,7 +327,6 @@ class _Member:
             self._report.violate(
                 f"leave() of {self.topic} fired on_close {self.closes} times"
             )
-        self.left = True
 
     def _callback(self, kind: str) -> Callable[[Any], None]:
         def callback(payload: Any) -> None:

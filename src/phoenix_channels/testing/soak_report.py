@@ -113,19 +113,17 @@ class SoakReport:
             "| max heal (s) |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        rows = [(kind, self.heal_times.get(kind, [])) for kind in sorted(self.faults)]
-        rows.append(("**all**", self.all_heal_times()))
-        for kind, times in rows:
-            injected = (
-                self.faults[kind] if kind in self.faults else sum(self.faults.values())
-            )
-            absorbed = (
-                self.absorbed[kind]
-                if kind in self.faults
-                else sum(self.absorbed.values())
-            )
+        faults, absorbed = self.faults, self.absorbed
+        rows = [
+            (kind, faults[kind], absorbed[kind], self.heal_times.get(kind, []))
+            for kind in sorted(faults)
+        ]
+        rows.append(
+            ("**all**", faults.total(), absorbed.total(), self.all_heal_times())
+        )
+        for kind, injected, untouched, times in rows:
             lines.append(
-                f"| {kind} | {injected} | {absorbed} | {len(times)} | "
+                f"| {kind} | {injected} | {untouched} | {len(times)} | "
                 f"{_fmt(_median(times))} | {_fmt(max(times, default=None))} |"
             )
         return lines
