@@ -898,5 +898,3 @@ SCENARIOS: list[dict[str, Any]] = [
         ],
     ),
 ]
-
-BY_NAME = {s["name"]: s for s in SCENARIOS}

@@ -16,6 +16,7 @@ import pytest
 
 from phoenix_channels import Channel, Socket
 from phoenix_channels.server import Server, demo_server
+from tests.server.conftest import no_loop_errors  # noqa: F401 - autouse, shared
 
 #: The bound of every wait in tests/e2e (seconds).
 WAIT = 5.0
@@ -149,19 +150,6 @@ async def joined(socket: Socket, topic: str, params: Any = None) -> Channel:
     channel = socket.channel(topic, params)
     await bounded(channel.join())
     return channel
-
-
-@pytest.fixture(autouse=True)
-async def no_loop_errors() -> AsyncIterator[list[dict[str, object]]]:
-    """Fail a test if anything reached the event loop's exception handler
-    (a protocol callback that raised, a task exception nobody retrieved)."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, object]] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
-    yield errors
-    loop.set_exception_handler(previous)
-    assert not errors, errors
 
 
 @pytest.fixture(autouse=True)

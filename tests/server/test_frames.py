@@ -12,8 +12,6 @@ import pytest
 
 from .helpers import J, binary_push, connect, heartbeat, recv, v1, v2
 
-OK_EMPTY = {"response": {}, "status": "ok"}
-
 # Each case: frames sent in order, then the exact frames expected in order.
 APPENDIX_A = {
     "heartbeat": (

@@ -31,13 +31,12 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 from hypothesis import HealthCheck, given, settings, strategies as st
 from websockets.exceptions import ConnectionClosed
 
 from phoenix_channels.server import Server, demo_server
 
-from .helpers import J, heartbeat, join, recv, upgrade_request
+from .helpers import J, connect, heartbeat, join, recv, upgrade_request
 
 BOUND = 5.0  # seconds any single answer may take
 # The raw-heads test wants incomplete heads cut fast; every other test makes
@@ -108,13 +107,13 @@ class ServerThread:
     async def _survivors(self) -> None:
         self.keepalive.cancel()
         await asyncio.gather(self.keepalive, return_exceptions=True)
-        fresh = await _connect(self.server)
+        fresh = await connect(self.server)
         for ws in (self.survivor, fresh):
             await heartbeat(ws)
         await fresh.close()
 
     async def open_survivor(self) -> None:
-        self.survivor = await _connect(self.server)
+        self.survivor = await connect(self.server)
         await join(self.survivor, "room:survivor", "9")
         self.keepalive = asyncio.ensure_future(self._keep_alive())
 
@@ -161,20 +160,6 @@ def fuzz_server(request: pytest.FixtureRequest) -> Iterator[ServerThread]:
         st_.check()
         st_.run(st_.drained())
         assert st_.problems == []
-
-
-async def _connect(server: Server, query: str = "vsn=2.0.0") -> Any:
-    return await asyncio.wait_for(
-        websockets.connect(
-            f"{server.websocket_url}?{query}",
-            max_size=None,
-            ping_interval=None,
-            compression=None,
-            open_timeout=BOUND,
-            close_timeout=BOUND,
-        ),
-        BOUND,
-    )
 
 
 # -- strategies ------------------------------------------------------------------
@@ -266,7 +251,7 @@ def test_websocket_messages(fuzz_server, vsn, data):
 
 
 async def _send_messages(server: Server, vsn: str, frames: list[str | bytes]) -> None:
-    ws = await _connect(server, f"vsn={vsn}")
+    ws = await connect(server, f"vsn={vsn}")
     try:
         for frame in frames:
             await ws.send(frame)

@@ -33,28 +33,11 @@ from phoenix_channels.server import (
 from phoenix_channels.server.demo import DEMO_CHANNELS
 from phoenix_channels.transports.base import ConnectOptions, TransportListener
 from phoenix_channels.transports.longpoll import LongPollTransport
+from tests.e2e.conftest import FAST, Calls, joined
 
 from .helpers import TIMEOUT, until
 
 WINDOW = 0.3
-FAST = {"rejoin_after": lambda tries: 0.05, "reconnect_after": lambda tries: 0.05}
-
-
-class Events:
-    """A callback that records its calls; tests wait (bounded) for them."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def __call__(self, *args: Any) -> None:
-        self.calls.append(args)
-
-    @property
-    def first_args(self) -> list[Any]:
-        return [call[0] if call else None for call in self.calls]
-
-    async def wait(self, count: int = 1) -> None:
-        await until(lambda: len(self.calls) >= count)
 
 
 def connect_hook(info: ConnectInfo) -> Accepted | Refused:
@@ -98,12 +81,6 @@ async def connect(server: Server) -> AsyncIterator[SocketFactory]:
             await asyncio.wait_for(socket.disconnect(), TIMEOUT)
 
 
-async def joined(socket: Socket, topic: str, params: Any = None) -> Channel:
-    channel = socket.channel(topic, params)
-    await asyncio.wait_for(channel.join(), TIMEOUT)
-    return channel
-
-
 async def push(channel: Channel, event: str, payload: Any = None) -> Any:
     return await asyncio.wait_for(channel.push(event, payload), TIMEOUT)
 
@@ -115,7 +92,7 @@ async def test_join_echo_and_push_me(server, connect, vsn):
     probe = Probe()
     socket = await connect(vsn=vsn, transport=probe)
     channel = socket.channel("room:lobby", {"n": 1})
-    pushed = Events()
+    pushed = Calls()
     channel.on("pushed", pushed)
     reply = await asyncio.wait_for(channel.join(), TIMEOUT)
     assert reply == {"joined": "room:lobby", "params": {"n": 1}}
@@ -144,13 +121,13 @@ async def test_broadcast_between_longpoll_and_websocket(server, connect):
     """A broadcast reaches long-poll and websocket members, both ways."""
     lp = await joined(await connect(), "room:lobby")
     ws = await joined(await connect(transport="websocket"), "room:lobby")
-    got_lp, got_ws = Events(), Events()
+    got_lp, got_ws = Calls(), Calls()
     lp.on("broadcasted", got_lp)
     ws.on("broadcasted", got_ws)
     await push(lp, "broadcast", {"from": "lp"})
     await push(ws, "broadcast", {"from": "ws"})
-    await got_lp.wait(2)
-    await got_ws.wait(2)
+    await got_lp.wait_count(2)
+    await got_ws.wait_count(2)
     assert got_lp.first_args == got_ws.first_args == [{"from": "lp"}, {"from": "ws"}]
 
 
@@ -158,7 +135,7 @@ async def test_binary_over_longpoll(server, connect):
     """binary_echo and binary_push carry bytes both ways (base64 lines up,
     raw bytes in JSON strings down)."""
     channel = await joined(await connect(), "room:lobby")
-    pushed = Events()
+    pushed = Calls()
     channel.on("binary_pushed", pushed)
     assert await push(channel, "binary_echo", b"\x00\x01hi\x7f") == b"\x00\x01hi\x7f"
     assert await push(channel, "binary_push", b"abc") == {"size": 3}
@@ -190,14 +167,14 @@ async def test_crash_and_stop(server, connect):
     """crash errors the channel (phx_error) and it rejoins; stop closes it."""
     socket = await connect()
     crashy = await joined(socket, "room:crashy")
-    errors = Events()
+    errors = Calls()
     crashy.on_error(errors)
     crashy.push("crash")
     await errors.wait()
     await until(lambda: crashy.state == "joined")  # rejoined, a fresh channel
     assert await push(crashy, "count") == {"count": 1}
     stopping = await joined(socket, "room:stopping")
-    closes = Events()
+    closes = Calls()
     stopping.on_close(closes)
     assert await push(stopping, "stop") == {"bye": True}
     await closes.wait()
@@ -303,7 +280,7 @@ async def test_a_poll_that_fails_with_500_reconnects(server, connect):
     in Phoenix: the reply is lost, the push fails, the client reconnects
     (1011) and rejoins."""
     socket = await connect()
-    closes = Events()
+    closes = Calls()
     socket.on_close(closes)
     channel = await joined(socket, "room:lobby")
     with pytest.raises((PushError, PushTimeout)):
