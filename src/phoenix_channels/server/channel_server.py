@@ -151,8 +151,6 @@ class ChannelProcess:
                     self._from_client -= 1
                 if await self._dispatch(kind, value):
                     return
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             logger.exception(
                 "! channel %s on %r crashed", type(self.channel).__name__, self.topic
@@ -240,8 +238,6 @@ class ChannelProcess:
             await asyncio.wait_for(
                 self.channel.terminate(reason, self.socket), TERMINATE_TIMEOUT
             )
-        except asyncio.CancelledError:
-            raise
         except Exception:
             logger.exception(
                 "! %s.terminate raised on %r", type(self.channel).__name__, self.topic

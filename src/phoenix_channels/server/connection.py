@@ -186,9 +186,7 @@ class SocketConnection:
                 type(process.channel).__name__,
                 process.topic,
             )
-            self.transport.close(TRY_AGAIN_LATER, "")
-            self._open = False
-            self._wake_settled()
+            self._fail(TRY_AGAIN_LATER)
 
     def _wake_settled(self) -> None:
         settled, self._settled = self._settled, None
@@ -238,15 +236,8 @@ class SocketConnection:
     def _join(self, msg: Message, old: ChannelProcess | None) -> None:
         topic = msg.topic
         factory = self.server.router.match(topic) if type(topic) is str else None
-        if old is None:
-            if factory is None:
-                self.emit_reply(None, msg.ref, topic, "error", UNMATCHED_TOPIC)
-                return
-            if len(self.channels) >= self.server.max_channels:
-                self.emit_reply(
-                    msg.join_ref, msg.ref, topic, "error", TOO_MANY_CHANNELS
-                )
-                return
+        if old is None and self._admit(msg, factory) is None:
+            return
         self._blocked = True
         self._held = []
         self._join_task = self.server.spawn(self._run_join(msg, factory, old))
@@ -258,18 +249,9 @@ class SocketConnection:
             if old is not None:
                 self._detach(old)
                 await old.shutdown("duplicate_join")
-            if factory is None:
-                self._send_now(
-                    reply_message(None, msg.ref, msg.topic, "error", UNMATCHED_TOPIC)
-                )
-            elif len(self.channels) >= self.server.max_channels:
-                self._send_now(
-                    reply_message(
-                        msg.join_ref, msg.ref, msg.topic, "error", TOO_MANY_CHANNELS
-                    )
-                )
-            else:
-                await self._do_join(msg, factory)
+            admitted = self._admit(msg, factory)
+            if admitted is not None:
+                await self._do_join(msg, admitted)
             if old is not None:
                 # Phoenix queues the old channel's phx_close behind the new
                 # join's reply (fact 7).
@@ -280,6 +262,24 @@ class SocketConnection:
         finally:
             self._join_task = None
             self._unblock()
+
+    def _admit(
+        self, msg: Message, factory: ChannelFactory | None
+    ) -> ChannelFactory | None:
+        """``factory`` when the join may run; else answer the join's error
+        (unmatched topic, too many channels) and return ``None``."""
+        if factory is None:
+            error_reply = reply_message(
+                None, msg.ref, msg.topic, "error", UNMATCHED_TOPIC
+            )
+        elif len(self.channels) >= self.server.max_channels:
+            error_reply = reply_message(
+                msg.join_ref, msg.ref, msg.topic, "error", TOO_MANY_CHANNELS
+            )
+        else:
+            return factory
+        self._send_now(error_reply)
+        return None
 
     async def _do_join(self, msg: Message, factory: ChannelFactory) -> None:
         topic = msg.topic
@@ -416,9 +416,9 @@ class SocketConnection:
 
     # --- connection ends ------------------------------------------------------
 
-    def _fail(self) -> None:
+    def _fail(self, code: int = INTERNAL_ERROR) -> None:
         if self._open:
-            self.transport.close(INTERNAL_ERROR, "")
+            self.transport.close(code, "")
             self._open = False
             self._wake_settled()
 

@@ -137,14 +137,6 @@ class HttpConnection(asyncio.Protocol):
             self._task.cancel()
         self.server._connection_lost(self)
 
-    def close(self, code: int = 1001, reason: str = "") -> None:
-        """Close the connection (server stop)."""
-        self.transport.close()
-
-    def abort(self) -> None:
-        """Drop the connection."""
-        self.transport.abort()
-
     def _advance(self) -> None:
         while self._task is None and not self.transport.is_closing():
             try:

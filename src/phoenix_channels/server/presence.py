@@ -51,9 +51,7 @@ class PresenceTracker:
     def __init__(self, pubsub: PubSub) -> None:
         self._pubsub = pubsub
         # topic -> key -> [(owner socket, meta)], oldest first
-        self._topics: dict[
-            str, dict[str, list[tuple[ChannelSocket, dict[str, Any]]]]
-        ] = {}
+        self._topics: dict[str, dict[str, _Entries]] = {}
         self._watched: set[ChannelSocket] = set()  # sockets with a cleanup hook
 
     def track(self, socket: ChannelSocket, key: str, meta: Mapping[str, Any]) -> str:
@@ -82,9 +80,7 @@ class PresenceTracker:
 
     def untrack(self, socket: ChannelSocket, key: str) -> None:
         """Stop tracking ``key`` for this channel (a leave diff if it was)."""
-        left = self._remove(socket, only_key=key)
-        if left:
-            self._diff(socket.topic, joins={}, leaves=left)
+        self._remove(socket, only_key=key)
 
     def list(self, topic: str) -> Presences:
         """``{key: {"metas": [meta, ...]}}`` for ``topic``."""
@@ -95,11 +91,10 @@ class PresenceTracker:
 
     def _untrack_all(self, socket: ChannelSocket) -> None:
         self._watched.discard(socket)
-        left = self._remove(socket, only_key=None)
-        if left:
-            self._diff(socket.topic, joins={}, leaves=left)
+        self._remove(socket, only_key=None)
 
-    def _remove(self, socket: ChannelSocket, only_key: str | None) -> dict[str, Metas]:
+    def _remove(self, socket: ChannelSocket, only_key: str | None) -> None:
+        """Remove the socket's metas (of ``only_key``, or all): a leave diff."""
         by_key = self._topics.get(socket.topic, {})
         left: dict[str, Metas] = {}
         for key in [only_key] if only_key is not None else list(by_key):
@@ -115,7 +110,8 @@ class PresenceTracker:
                 del by_key[key]
         if not by_key:
             self._topics.pop(socket.topic, None)
-        return left
+        if left:
+            self._diff(socket.topic, joins={}, leaves=left)
 
     def _diff(
         self,

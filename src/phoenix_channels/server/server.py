@@ -301,9 +301,7 @@ class Server:
     @property
     def url(self) -> str:
         """The socket endpoint a client is given, e.g. ``ws://127.0.0.1:4000/socket``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = "wss" if self.ssl is not None else "ws"
-        return f"{scheme}://{host}:{self.port}{self.mount}"
+        return self._origin("ws") + self.mount
 
     @property
     def websocket_url(self) -> str:
@@ -313,9 +311,13 @@ class Server:
     @property
     def longpoll_url(self) -> str:
         """The long-poll URL, e.g. ``http://127.0.0.1:4000/socket/longpoll``."""
+        return self._origin("http") + self.longpoll_path
+
+    def _origin(self, scheme: str) -> str:
+        """``scheme://host:port``, ``scheme`` + ``s`` over TLS."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = "https" if self.ssl is not None else "http"
-        return f"{scheme}://{host}:{self.port}{self.longpoll_path}"
+        tls = "s" if self.ssl is not None else ""
+        return f"{scheme}{tls}://{host}:{self.port}"
 
     # --- connections ----------------------------------------------------------
 
