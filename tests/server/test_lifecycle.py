@@ -307,6 +307,17 @@ async def test_custom_mount():
         Server({}, mount="socket")
 
 
+async def test_root_mount_urls_have_one_slash():
+    """mount="/" serves /websocket and /longpoll, and says so in its URLs."""
+    async with Server({}, port=0, mount="/") as server:
+        origin = f"127.0.0.1:{server.port}"
+        assert server.websocket_url == f"ws://{origin}/websocket"
+        assert server.longpoll_url == f"http://{origin}/longpoll"
+        ws = await connect(server)
+        async with ws:
+            await heartbeat(ws)
+
+
 async def test_debug_log_shows_frames_but_not_tokens(demo, caplog):
     """At DEBUG, frames are logged with < and >; query values are hidden."""
     caplog.set_level(logging.DEBUG, logger="phoenix_channels.server")

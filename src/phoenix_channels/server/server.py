@@ -306,7 +306,7 @@ class Server:
     @property
     def websocket_url(self) -> str:
         """The full websocket URL, e.g. ``ws://127.0.0.1:4000/socket/websocket``."""
-        return self.url + "/websocket"
+        return self._origin("ws") + self.websocket_path
 
     @property
     def longpoll_url(self) -> str:
